@@ -18,24 +18,24 @@ import (
 type Kind int
 
 const (
-	KindInternal          Kind = iota // InternalFailure
-	KindInvalidParameter              // InvalidParameter
-	KindMissingParameter              // MissingParameter
-	KindSecretNotFound                // Forbidden.ResourceNotFound
-	KindKeyNotFound                   // Forbidden.KeyNotFound
-	KindAliasNotFound                 // Forbidden.AliasNotFound
-	KindNotFound                      // Forbidden.ResourceNotFound (other resources)
-	KindAlreadyExists                 // Rejected.ResourceExist
-	KindInDeleteWindow                // Rejected.ResourceInDeleteWindow
-	KindDisabled                      // Rejected.Disabled
-	KindInUse                         // Rejected.ResourceInUse
-	KindLimitExceeded                 // Rejected.LimitExceeded
-	KindForbidden                     // Forbidden.NoPermission
-	KindUnavailable                   // ServiceUnavailableTemporary
-	KindThrottled                     // Rejected.Throttling
-	KindUnsupported                   // UnsupportedOperation
-	KindInvalidState                  // Rejected.Unexpected / invalid state for the operation
-	KindDecryptFailed                 // Rejected.DecryptFailed (ciphertext does not open)
+	KindInternal         Kind = iota // InternalFailure
+	KindInvalidParameter             // InvalidParameter
+	KindMissingParameter             // MissingParameter
+	KindSecretNotFound               // Forbidden.ResourceNotFound
+	KindKeyNotFound                  // Forbidden.KeyNotFound
+	KindAliasNotFound                // Forbidden.AliasNotFound
+	KindNotFound                     // Forbidden.ResourceNotFound (other resources)
+	KindAlreadyExists                // Rejected.ResourceExist
+	KindInDeleteWindow               // Rejected.ResourceInDeleteWindow
+	KindDisabled                     // Rejected.Disabled
+	KindInUse                        // Rejected.ResourceInUse
+	KindLimitExceeded                // Rejected.LimitExceeded
+	KindForbidden                    // Forbidden.NoPermission
+	KindUnavailable                  // ServiceUnavailableTemporary
+	KindThrottled                    // Rejected.Throttling
+	KindUnsupported                  // UnsupportedOperation
+	KindInvalidState                 // Rejected.Unexpected / invalid state for the operation
+	KindDecryptFailed                // Rejected.DecryptFailed (ciphertext does not open)
 )
 
 // Error is a domain error with a caller-safe message.
