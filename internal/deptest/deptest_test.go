@@ -1,0 +1,68 @@
+// Package deptest enforces Keyhold's layering: which packages may depend on
+// which. It fails when a forbidden import creeps in, directly or not.
+package deptest
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/keyhold/keyhold"
+
+// rules: package → forbidden dependency prefixes, with the reason.
+var rules = []struct {
+	pkg, reason string
+	forbidden   []string
+}{
+	{mod + "/internal/secrets", "domain packages know neither HTTP nor a storage engine",
+		[]string{"net/http", "database/sql", "go.etcd.io/bbolt", "github.com/jackc/pgx", mod + "/internal/kmsapi", mod + "/internal/store/"}},
+	{mod + "/internal/keys", "the barrier knows neither HTTP nor a storage engine",
+		[]string{"net/http", "database/sql", "go.etcd.io/bbolt", "github.com/jackc/pgx", mod + "/internal/kmsapi", mod + "/internal/store/"}},
+	{mod + "/internal/iam", "identities know no storage engine and no HTTP",
+		[]string{"net/http", "database/sql", "go.etcd.io/bbolt", "github.com/jackc/pgx", mod + "/internal/store/"}},
+	{mod + "/internal/store", "the storage contract is engine-neutral",
+		[]string{"go.etcd.io/bbolt", "github.com/jackc/pgx", "net/http"}},
+	{mod + "/internal/kmsapi", "the wire layer reaches storage only through domain services",
+		[]string{"go.etcd.io/bbolt", "github.com/jackc/pgx", "database/sql", mod + "/internal/store/", mod + "/internal/secrets", mod + "/internal/keys"}},
+	{mod + "/client", "the public client is used by third parties: no server internals",
+		[]string{mod + "/internal/"}},
+	{mod + "/acssign", "the signer is public: no server internals",
+		[]string{mod + "/internal/"}},
+}
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-json=ImportPath", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	var list []string
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct{ ImportPath string }
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, p.ImportPath)
+	}
+	return list
+}
+
+func TestLayering(t *testing.T) {
+	for _, r := range rules {
+		t.Run(strings.TrimPrefix(r.pkg, mod+"/"), func(t *testing.T) {
+			for _, d := range deps(t, r.pkg) {
+				if d == r.pkg {
+					continue
+				}
+				for _, f := range r.forbidden {
+					if d == f || strings.HasPrefix(d, f) && (strings.HasSuffix(f, "/") || strings.HasPrefix(d, f+"/")) {
+						t.Errorf("%s depends on %s: %s", r.pkg, d, r.reason)
+					}
+				}
+			}
+		})
+	}
+}
