@@ -193,7 +193,7 @@ func TestServingCertFilesReusedAndReissued(t *testing.T) {
 	dir := t.TempDir()
 	hosts := []string{"127.0.0.1", "localhost"}
 
-	c1, err := ca.LoadOrIssueServingCert(dir, hosts)
+	c1, err := ServingCertificate(ca, dir, hosts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,14 +206,14 @@ func TestServingCertFilesReusedAndReissued(t *testing.T) {
 			t.Errorf("%s mode %v, want 0600", f, fi.Mode().Perm())
 		}
 	}
-	c2, err := ca.LoadOrIssueServingCert(dir, []string{"localhost", "127.0.0.1"})
+	c2, err := ServingCertificate(ca, dir, []string{"localhost", "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(c1.Certificate[0], c2.Certificate[0]) {
 		t.Fatal("unchanged hosts: certificate was reissued")
 	}
-	c3, err := ca.LoadOrIssueServingCert(dir, append(hosts, "keyhold.internal"))
+	c3, err := ServingCertificate(ca, dir, append(hosts, "keyhold.internal"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestServingCertFilesReusedAndReissued(t *testing.T) {
 
 	// A certificate from another CA (storage reset) is replaced.
 	other := testCA(t)
-	c4, err := other.LoadOrIssueServingCert(dir, append(hosts, "keyhold.internal"))
+	c4, err := ServingCertificate(other, dir, append(hosts, "keyhold.internal"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestServingCertFilesReusedAndReissued(t *testing.T) {
 func TestLoadKeyPair(t *testing.T) {
 	ca := testCA(t)
 	dir := t.TempDir()
-	if _, err := ca.LoadOrIssueServingCert(dir, []string{"localhost"}); err != nil {
+	if _, err := ServingCertificate(ca, dir, []string{"localhost"}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := LoadKeyPair(filepath.Join(dir, ServingCertFile), filepath.Join(dir, ServingKeyFile))
@@ -321,4 +321,42 @@ func testCA(t *testing.T) *CA {
 		t.Fatal(err)
 	}
 	return ca
+}
+
+func TestReloaderRenewsCertificateNearExpiry(t *testing.T) {
+	ca := testCA(t)
+	var mu sync.Mutex
+	loads := 0
+	r, err := NewReloader(func() (tls.Certificate, error) {
+		mu.Lock()
+		loads++
+		mu.Unlock()
+		// One minute of validity after five of back-dating: already in the
+		// last third of its lifetime.
+		return ca.IssueServerCert([]string{"localhost"}, time.Minute)
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := r.Leaf()
+	if _, err := r.GetCertificate(nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Leaf() == first {
+		if time.Now().After(deadline) {
+			t.Fatal("certificate near expiry was not renewed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Renewal is spaced out: more handshakes within the minute reload nothing.
+	for range 10 {
+		r.GetCertificate(nil)
+	}
+	time.Sleep(20 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if loads != 2 {
+		t.Fatalf("%d loads, want 2", loads)
+	}
 }

@@ -87,8 +87,8 @@ func (ca *CA) IssueServerCert(hosts []string, validity time.Duration) (tls.Certi
 	}, nil
 }
 
-// LoadOrIssueServingCert returns this replica's serving certificate, kept in
-// dataDir/tls/server.crt and server.key (mode 0600).
+// ServingCertificate returns this replica's serving certificate issued by
+// ca, kept in dataDir/tls/server.crt and server.key (mode 0600).
 //
 // Why files rather than a fresh certificate in memory at each start: the
 // certificate a client saw stays the same across restarts (some clients pin
@@ -97,7 +97,7 @@ func (ca *CA) IssueServerCert(hosts []string, validity time.Duration) (tls.Certi
 // not issued by the current CA, within the last third of its lifetime, or
 // when its SANs differ from hosts (so a host removed from the list stops
 // being served).
-func (ca *CA) LoadOrIssueServingCert(dataDir string, hosts []string) (tls.Certificate, error) {
+func ServingCertificate(ca *CA, dataDir string, hosts []string) (tls.Certificate, error) {
 	certFile := filepath.Join(dataDir, ServingCertFile)
 	keyFile := filepath.Join(dataDir, ServingKeyFile)
 	if c, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil && ca.servingCertOK(&c, hosts) {

@@ -24,7 +24,7 @@ type Reloader struct {
 
 // NewReloader loads a certificate with load and returns a Reloader serving
 // it. load is called again for each reload; for the CA-issued certificate
-// pass a func calling LoadOrIssueServingCert, for user files one calling
+// pass a func calling ServingCertificate, for user files one calling
 // LoadKeyPair. onError (may be nil) hears failed background renewals; the
 // old certificate stays in service meanwhile.
 func NewReloader(load func() (tls.Certificate, error), onError func(error)) (*Reloader, error) {
