@@ -26,7 +26,8 @@ type RootKeySource interface {
 // FileSource reads the root key from a file.
 //
 // File format: the key as standard Base64 (44 characters, optional trailing
-// newline), which is what Create writes, or exactly 32 raw bytes.
+// newline), which is what Create writes. Raw bytes are not accepted: a
+// 32-character password would pass for a 32-byte key.
 //
 // Permissions: a file that group or others may access in any way is
 // refused, not merely warned about, because anyone who reads it can decrypt
@@ -82,16 +83,13 @@ func (f FileSource) read() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("root key file: %w", err)
 	}
-	if len(data) == RootKeySize {
-		return bytes.Clone(data), nil
-	}
 	text := bytes.TrimSpace(data)
 	key := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
 	m, err := base64.StdEncoding.Decode(key, text)
 	if err != nil || m != RootKeySize {
 		clear(key)
 		// The file's content stays out of the message.
-		return nil, fmt.Errorf("root key file %s is malformed (want 32 raw bytes or their Base64)", f.Path)
+		return nil, fmt.Errorf("root key file %s is malformed (want a 256-bit key in Base64)", f.Path)
 	}
 	return key[:RootKeySize], nil
 }
