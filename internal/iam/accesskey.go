@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keyhold/keyhold/internal/apicall"
 	"github.com/keyhold/keyhold/internal/errs"
-	"github.com/keyhold/keyhold/internal/kmsapi"
 	"github.com/keyhold/keyhold/internal/store"
 )
 
@@ -33,7 +33,7 @@ type accessKeyRecord struct {
 
 // cachedKey is an access key with its secret opened, as served from memory.
 type cachedKey struct {
-	principal kmsapi.Principal
+	principal apicall.Principal
 	secret    string
 	active    bool
 	loaded    time.Time
@@ -59,9 +59,9 @@ func secretAAD(accessKeyID string) []byte {
 // and invalidated on change. A successful lookup counts as use of the key
 // (the wire layer looks a key up only to check a signature made with it);
 // LastUsedDate is written in the background, at most once a minute per key.
-func (s *Service) LookupAccessKey(ctx context.Context, accessKeyID string) (kmsapi.Principal, string, error) {
+func (s *Service) LookupAccessKey(ctx context.Context, accessKeyID string) (apicall.Principal, string, error) {
 	if accessKeyID == "" || len(accessKeyID) > maxAccessKeyIDLen {
-		return kmsapi.Principal{}, "", ErrAccessKeyNotFound
+		return apicall.Principal{}, "", ErrAccessKeyNotFound
 	}
 	now := time.Now()
 	if v, ok := s.cache.Load(accessKeyID); ok {
@@ -74,14 +74,14 @@ func (s *Service) LookupAccessKey(ctx context.Context, accessKeyID string) (kmsa
 	gen := s.gen.Load()
 	rec, err := s.getRecord(ctx, accessKeyID)
 	if err != nil {
-		return kmsapi.Principal{}, "", err
+		return apicall.Principal{}, "", err
 	}
 	secret, err := s.sealer.OpenWithRoot(secretAAD(accessKeyID), rec.SealedSecret)
 	if err != nil {
-		return kmsapi.Principal{}, "", errs.Wrap(errs.KindInternal, err, "The access key cannot be read.")
+		return apicall.Principal{}, "", errs.Wrap(errs.KindInternal, err, "The access key cannot be read.")
 	}
 	e := &cachedKey{
-		principal: kmsapi.Principal{
+		principal: apicall.Principal{
 			Account:     rec.Account,
 			AccessKeyID: rec.AccessKeyID,
 			Kind:        rec.Kind,
@@ -104,9 +104,9 @@ func (s *Service) LookupAccessKey(ctx context.Context, accessKeyID string) (kmsa
 	return s.use(e, now)
 }
 
-func (s *Service) use(e *cachedKey, now time.Time) (kmsapi.Principal, string, error) {
+func (s *Service) use(e *cachedKey, now time.Time) (apicall.Principal, string, error) {
 	if !e.active {
-		return kmsapi.Principal{}, "", ErrAccessKeyDisabled
+		return apicall.Principal{}, "", ErrAccessKeyDisabled
 	}
 	last := e.lastUsed.Load()
 	if now.UnixNano()-last >= int64(lastUsedEvery) && e.lastUsed.CompareAndSwap(last, now.UnixNano()) {

@@ -23,8 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keyhold/keyhold/internal/apicall"
 	"github.com/keyhold/keyhold/internal/errs"
-	"github.com/keyhold/keyhold/internal/kmsapi"
 	"github.com/keyhold/keyhold/internal/store"
 )
 
@@ -153,4 +153,4 @@ func (s *Service) Close() error {
 	return nil
 }
 
-var _ kmsapi.Authorizer = (*Service)(nil)
+var _ apicall.Authorizer = (*Service)(nil)

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/internal/apicall"
 	"github.com/keyhold/keyhold/internal/errs"
-	"github.com/keyhold/keyhold/internal/kmsapi"
 	"github.com/keyhold/keyhold/internal/store"
 	"github.com/keyhold/keyhold/internal/store/bolt"
 )
@@ -121,7 +121,7 @@ func TestRootAccountCreatedOnceAndStableAcrossReopen(t *testing.T) {
 	if secret != pair.AccessKeySecret {
 		t.Fatal("secret after reopen differs")
 	}
-	want := kmsapi.Principal{Account: acct.UID, AccessKeyID: pair.AccessKeyID, Kind: "root", Name: "root"}
+	want := apicall.Principal{Account: acct.UID, AccessKeyID: pair.AccessKeyID, Kind: "root", Name: "root"}
 	if p != want {
 		t.Fatalf("principal %+v, want %+v", p, want)
 	}
@@ -300,10 +300,10 @@ func TestSealedSecretBoundToItsKeyID(t *testing.T) {
 
 func TestAuthorizeRootOnly(t *testing.T) {
 	s := &Service{}
-	root := kmsapi.Principal{Account: "1234567890123456", AccessKeyID: "LTAIx", Kind: "root", Name: "root"}
+	root := apicall.Principal{Account: "1234567890123456", AccessKeyID: "LTAIx", Kind: "root", Name: "root"}
 	tests := []struct {
 		name     string
-		p        kmsapi.Principal
+		p        apicall.Principal
 		resource string
 		allowed  bool
 	}{
@@ -311,8 +311,8 @@ func TestAuthorizeRootOnly(t *testing.T) {
 		{"root, no resource", root, "", true},
 		{"root, own secret", root, "acs:kms:cn-hangzhou:1234567890123456:secret/db", true},
 		{"root, another account's secret", root, "acs:kms:cn-hangzhou:9999999999999999:secret/db", false},
-		{"user", kmsapi.Principal{Account: root.Account, Kind: "user", Name: "alice"}, "*", false},
-		{"unknown principal", kmsapi.Principal{}, "*", false},
+		{"user", apicall.Principal{Account: root.Account, Kind: "user", Name: "alice"}, "*", false},
+		{"unknown principal", apicall.Principal{}, "*", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

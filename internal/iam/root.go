@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyhold/keyhold/internal/apicall"
 	"github.com/keyhold/keyhold/internal/errs"
-	"github.com/keyhold/keyhold/internal/kmsapi"
 	"github.com/keyhold/keyhold/internal/store"
 )
 
@@ -108,10 +108,10 @@ func (s *Service) DefaultAccount(ctx context.Context) (Account, error) {
 	return acct, err
 }
 
-// Authorize implements kmsapi.Authorizer for the foundation's rule: the
+// Authorize implements apicall.Authorizer for the foundation's rule: the
 // account root may do everything in its own account; any other principal is
 // refused. Users and policies replace this rule later, behind the same call.
-func (s *Service) Authorize(_ context.Context, p kmsapi.Principal, action, resource string, _ *kmsapi.Request) error {
+func (s *Service) Authorize(_ context.Context, p apicall.Principal, action, resource string, _ *apicall.Request) error {
 	if p.Kind != KindRoot || p.Name != RootName || p.Account == "" {
 		return errs.E(errs.KindForbidden, "You are not authorized to perform this operation.")
 	}

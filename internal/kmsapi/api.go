@@ -11,10 +11,8 @@ package kmsapi
 
 import (
 	"context"
-	"strconv"
-	"strings"
 
-	"github.com/keyhold/keyhold/internal/errs"
+	"github.com/keyhold/keyhold/internal/apicall"
 )
 
 // API versions served on the one endpoint.
@@ -24,85 +22,15 @@ const (
 	VersionKeyhold = "2026-11-01"
 )
 
-// Principal is the authenticated caller.
-type Principal struct {
-	Account     string // account UID
-	AccessKeyID string
-	Kind        string // "root", "user", ...
-	Name        string // user name; "root" for the account root
-}
-
-// Request is one authenticated API call as a handler sees it.
-type Request struct {
-	RequestID string
-	Version   string
-	Action    string
-	Params    Params
-	Principal Principal
-	Region    string // deployment region id
-	SourceIP  string
-	Secure    bool   // arrived over TLS
-	OnBehalf  string // x-keyhold-on-behalf-of, when present
-}
-
-// Params are the merged query and form parameters (minus the signature
-// parameters).
-type Params map[string]string
-
-// String returns the parameter or "".
-func (p Params) String(name string) string { return p[name] }
-
-// Has reports whether the parameter was sent (even empty).
-func (p Params) Has(name string) bool { _, ok := p[name]; return ok }
-
-// Required returns the parameter or a MissingParameter error.
-func (p Params) Required(name string) (string, error) {
-	v, ok := p[name]
-	if !ok || v == "" {
-		return "", errs.E(errs.KindMissingParameter, "The parameter %s is required.", name)
-	}
-	return v, nil
-}
-
-// Bool parses "true"/"false" (case-insensitive); absent → def.
-func (p Params) Bool(name string, def bool) (bool, error) {
-	v, ok := p[name]
-	if !ok || v == "" {
-		return def, nil
-	}
-	switch strings.ToLower(v) {
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	}
-	return false, errs.E(errs.KindInvalidParameter, "The parameter %s must be true or false.", name)
-}
-
-// Int parses an integer; absent → def.
-func (p Params) Int(name string, def int) (int, error) {
-	v, ok := p[name]
-	if !ok || v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, errs.E(errs.KindInvalidParameter, "The parameter %s must be an integer.", name)
-	}
-	return n, nil
-}
-
-// List collects repeated parameters Name.1, Name.2, ... in order.
-func (p Params) List(name string) []string {
-	var out []string
-	for i := 1; ; i++ {
-		v, ok := p[name+"."+strconv.Itoa(i)]
-		if !ok {
-			return out
-		}
-		out = append(out, v)
-	}
-}
+// The call types live in internal/apicall so that access control can use
+// them without importing the wire layer; these aliases keep handler code
+// short.
+type (
+	Principal  = apicall.Principal
+	Request    = apicall.Request
+	Params     = apicall.Params
+	Authorizer = apicall.Authorizer
+)
 
 // HandlerFunc serves one action. It returns a response value (a struct or
 // map whose JSON field names are the wire names; RequestId is added by the
@@ -117,11 +45,4 @@ type Route struct {
 	// Resource returns the ARN the call acts on, for authorization; nil or
 	// "" means "*" (account-wide actions such as List*).
 	Resource func(r *Request) string
-}
-
-// Authorizer decides whether a principal may perform an action
-// ("kms:GetSecretValue") on a resource ARN. The access-control layer plugs
-// in here; handlers never check permissions themselves.
-type Authorizer interface {
-	Authorize(ctx context.Context, p Principal, action, resource string, r *Request) error
 }
