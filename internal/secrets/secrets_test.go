@@ -817,3 +817,46 @@ func TestSecretPolicy(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+func TestConcurrentPutSameVersion(t *testing.T) {
+	f := newFixture(t)
+	f.create(t, "s", "v1")
+	const n = 8
+	errc := make(chan error, 2*n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := f.svc.PutSecretValue(ctx, acct, PutValueInput{Name: "s", VersionID: "same", Data: "one"})
+			errc <- err
+		}()
+		go func(i int) {
+			_, err := f.svc.PutSecretValue(ctx, acct, PutValueInput{Name: "s", VersionID: fmt.Sprint("d", i), Data: "x"})
+			errc <- err
+		}(i)
+	}
+	for i := 0; i < 2*n; i++ {
+		if err := <-errc; err != nil {
+			t.Errorf("concurrent put: %v", err)
+		}
+	}
+	if got := f.value(t, "s", "same", ""); got != "one" {
+		t.Errorf("same = %q", got)
+	}
+	// Every version got its own sequence number, and one version is current.
+	_, vs, _, err := f.svc.ListSecretVersionIds(ctx, acct, "s", true, 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs, current := map[uint64]bool{}, 0
+	for _, v := range vs {
+		if seqs[v.Seq] {
+			t.Errorf("duplicate seq %d", v.Seq)
+		}
+		seqs[v.Seq] = true
+		if v.HasStage(StageCurrent) {
+			current++
+		}
+	}
+	if current != 1 || len(vs) != MaxVersions {
+		t.Errorf("%d versions, %d current", len(vs), current)
+	}
+}
