@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -80,6 +82,8 @@ type Store struct {
 	closed   bool
 	stopped  chan struct{}
 	lastPurg time.Time // committer goroutine only
+	commits  atomic.Uint64
+	calls    atomic.Uint64
 
 	subMu sync.Mutex
 	subs  map[string]map[*subscriber]struct{}
@@ -208,29 +212,47 @@ type call struct {
 	done     chan struct{}
 }
 
-// committer is the only writer. It takes the first queued call, drains
-// whatever else is already queued (no waiting: a lone writer pays one
-// commit), and runs them all in one bbolt transaction, so N concurrent
-// writers share one fsync.
+// committer is the only writer. It takes the first queued call and adds
+// whatever else is already queued, then runs them all in one bbolt
+// transaction, so N concurrent writers share one fsync. There is no timed
+// wait (bbolt's db.Batch sleeps up to MaxBatchDelay): a lone writer pays
+// one commit. Instead the committer yields the processor (runtime.Gosched)
+// and drains again for as long as the queue keeps growing: writers woken by
+// the previous commit are runnable but not yet queued, and without the
+// yield batches alternate 1, 31, 1, 31… (16 per commit at 32 writers,
+// about 30 with it).
 func (s *Store) committer() {
 	defer close(s.stopped)
 	batch := make([]*call, 0, s.opts.maxBatch)
 	for first := range s.reqs {
 		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < s.opts.maxBatch {
-			select {
-			case c, ok := <-s.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, c)
-			default:
-				break drain
+		for range 8 {
+			runtime.Gosched()
+			if !s.drain(&batch) {
+				break
 			}
 		}
 		s.commit(batch)
 	}
+}
+
+// drain appends queued calls to batch without blocking and reports whether
+// it found any and there is room for more.
+func (s *Store) drain(batch *[]*call) bool {
+	found := false
+	for len(*batch) < s.opts.maxBatch {
+		select {
+		case c, ok := <-s.reqs:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, c)
+			found = true
+		default:
+			return found
+		}
+	}
+	return false
 }
 
 // commit runs batch in one transaction. When a call fails, the transaction
@@ -282,6 +304,8 @@ func (s *Store) commit(batch []*call) {
 			}
 		}
 		if err == nil {
+			s.commits.Add(1)
+			s.calls.Add(uint64(len(live)))
 			s.notify(live)
 		}
 		for _, c := range live {
@@ -310,4 +334,16 @@ func putU64(v uint64) []byte {
 	b := make([]byte, 8)
 	binary.BigEndian.PutUint64(b, v)
 	return b
+}
+
+// Stats counts successful commits and the Update calls they carried; their
+// ratio is the average group-commit batch size.
+type Stats struct {
+	Commits uint64
+	Updates uint64
+}
+
+// Stats returns counters since Open.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.commits.Load(), Updates: s.calls.Load()}
 }
