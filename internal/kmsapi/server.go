@@ -1,0 +1,410 @@
+package kmsapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/keyhold/keyhold/internal/errs"
+)
+
+// Credentials resolves an access key id to its principal and secret. An
+// unknown key is an errs.KindNotFound error (InvalidAccessKeyId.NotFound);
+// a key that exists but is not active is ErrAccessKeyDisabled or an
+// errs.KindForbidden error (Forbidden.AccessKeyDisabled).
+type Credentials interface {
+	LookupAccessKey(ctx context.Context, accessKeyID string) (p Principal, secret string, err error)
+}
+
+// Nonces remembers signature nonces until they expire; store.Store
+// satisfies it. PutNonce returns false for a nonce already recorded.
+type Nonces interface {
+	PutNonce(ctx context.Context, key string, expires time.Time) (bool, error)
+}
+
+// Auditor receives one Event per API request, allowed or refused. Record
+// must not block for long; it runs on the request's goroutine after the
+// response is written.
+type Auditor interface {
+	Record(ctx context.Context, e Event)
+}
+
+// Event is what the audit trail keeps of one request. It never holds a
+// parameter value.
+type Event struct {
+	Time        time.Time
+	RequestID   string
+	AccessKeyID string    // as claimed by the request, even when unknown
+	Principal   Principal // zero unless the signature verified
+	SourceIP    string
+	OnBehalf    string // x-keyhold-on-behalf-of
+	Version     string
+	Action      string // e.g. "kms:GetSecretValue"; "" when not determined
+	Resource    string // ARN authorized against; "" when not reached
+	Authorized  bool   // authentication and authorization passed
+	Status      int    // HTTP status sent
+	Code        string // KMS error code; "" on success
+}
+
+// Config configures a Server.
+type Config struct {
+	Region      string // deployment region id, passed to handlers
+	Credentials Credentials
+	Nonces      Nonces
+	// Authorizer decides every call; nil means the root-only default
+	// (see rootOnly).
+	Authorizer Authorizer
+	Audit      Auditor      // optional
+	Logger     *slog.Logger // default slog.Default()
+	Now        func() time.Time
+	// MaxBodyBytes bounds the request body (default 128 KiB); a larger body
+	// is refused before it is parsed, with HTTP 413 and InvalidParameter.
+	MaxBodyBytes int64
+	// Ready reports whether the server can serve (GET /readyz); nil means
+	// always ready.
+	Ready func() error
+}
+
+// DefaultMaxBodyBytes fits the largest legal request (a 30,720-byte secret
+// value, form-encoded at up to 3 bytes per byte, plus the other parameters).
+const DefaultMaxBodyBytes = 128 << 10
+
+// TimestampWindow is how far a request's timestamp may be from the server
+// clock, and so how long a nonce must be remembered.
+const TimestampWindow = 15 * time.Minute
+
+// Server is the KMS-compatible API endpoint: POST/GET "/" plus /healthz and
+// /readyz.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	authz    Authorizer
+	routes   map[routeKey]Route
+	versions map[string]bool
+}
+
+type routeKey struct{ version, action string }
+
+// New builds a Server serving the given route sets. A route registered
+// twice is a programming error and panics.
+func New(cfg Config, routes ...[]Route) *Server {
+	if cfg.Credentials == nil || cfg.Nonces == nil {
+		panic("kmsapi: Config.Credentials and Config.Nonces are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		authz:    cfg.Authorizer,
+		routes:   map[routeKey]Route{},
+		versions: map[string]bool{},
+	}
+	if s.authz == nil {
+		s.authz = rootOnly{}
+	}
+	for _, set := range routes {
+		for _, rt := range set {
+			k := routeKey{rt.Version, rt.Action}
+			if _, dup := s.routes[k]; dup {
+				panic(fmt.Sprintf("kmsapi: route %s %s registered twice", rt.Version, rt.Action))
+			}
+			if rt.Handler == nil {
+				panic(fmt.Sprintf("kmsapi: route %s %s has no handler", rt.Version, rt.Action))
+			}
+			s.routes[k] = rt
+			s.versions[rt.Version] = true
+		}
+	}
+	return s
+}
+
+// rootOnly is the default Authorizer until access control is configured:
+// the account root may do anything, every other principal nothing.
+type rootOnly struct{}
+
+func (rootOnly) Authorize(_ context.Context, p Principal, _, _ string, _ *Request) error {
+	if p.Kind == "root" {
+		return nil
+	}
+	return errs.E(errs.KindForbidden, "This operation is forbidden by permission system.")
+}
+
+// actionPrefix names the authorization namespace of an API version.
+func actionPrefix(version string) string {
+	switch version {
+	case VersionRAM:
+		return "ram:"
+	case VersionKeyhold:
+		return "keyhold:"
+	}
+	return "kms:"
+}
+
+type ctxKey struct{}
+
+// RequestIDFrom returns the request id of the API call ctx belongs to.
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// apiCall is the state of one request, gathered for the response, the log
+// line and the audit event.
+type apiCall struct {
+	start       time.Time
+	id          string
+	host        string
+	xml         bool
+	version     string
+	action      string
+	accessKeyID string
+	principal   Principal
+	resource    string
+	authorized  bool
+	sourceIP    string
+	onBehalf    string
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		s.serveHealth(w, r)
+		return
+	case "/readyz":
+		s.serveReady(w, r)
+		return
+	}
+	c := &apiCall{
+		start:    s.cfg.Now(),
+		id:       newRequestID(),
+		host:     r.Host,
+		sourceIP: sourceIP(r),
+	}
+	// Known before anything is parsed, so early errors honour it too.
+	c.xml = strings.EqualFold(r.URL.Query().Get("Format"), "XML")
+	ctx := context.WithValue(r.Context(), ctxKey{}, c.id)
+
+	var v any
+	var err error
+	if r.URL.Path != "/" {
+		err = wireErr(ErrNotFound, "")
+	} else {
+		v, err = s.handle(ctx, c, r)
+	}
+	status, code := s.respond(w, c, v, err)
+
+	if s.cfg.Audit != nil {
+		ev := Event{
+			Time: c.start, RequestID: c.id, AccessKeyID: c.accessKeyID, Principal: c.principal,
+			SourceIP: c.sourceIP, OnBehalf: c.onBehalf, Version: c.version, Resource: c.resource,
+			Authorized: c.authorized, Status: status, Code: code,
+		}
+		if c.action != "" {
+			ev.Action = actionPrefix(c.version) + c.action
+		}
+		s.cfg.Audit.Record(ctx, ev)
+	}
+}
+
+// handle runs one API call: parse, authenticate, route, authorize, invoke.
+func (s *Server) handle(ctx context.Context, c *apiCall, r *http.Request) (any, error) {
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		return nil, wireErr(ErrUnsupportedHTTPMethod, "")
+	}
+	body, err := s.readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	query, params, err := parseParams(r, body)
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := params["Format"]; ok {
+		c.xml = strings.EqualFold(f, "XML")
+	}
+	if ob := r.Header.Get("x-keyhold-on-behalf-of"); ob != "" {
+		if len(ob) > 256 || strings.ContainsFunc(ob, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, errs.E(errs.KindInvalidParameter, "The header x-keyhold-on-behalf-of is not valid.")
+		}
+		c.onBehalf = ob
+	}
+
+	a, err := s.authenticate(ctx, r, body, query, params)
+	c.accessKeyID, c.version, c.action = a.accessKeyID, a.version, a.action
+	if err != nil {
+		return nil, err
+	}
+	c.principal = a.principal
+
+	if !s.versions[a.version] {
+		return nil, wireErr(ErrInvalidVersion, "")
+	}
+	rt, ok := s.routes[routeKey{a.version, a.action}]
+	if !ok {
+		return nil, wireErr(ErrInvalidAction, "The specified action is not valid for API version "+a.version+".")
+	}
+	for _, name := range signatureParams {
+		delete(params, name)
+	}
+	req := &Request{
+		RequestID: c.id,
+		Version:   a.version,
+		Action:    a.action,
+		Params:    params,
+		Principal: a.principal,
+		Region:    s.cfg.Region,
+		SourceIP:  c.sourceIP,
+		Secure:    r.TLS != nil,
+		OnBehalf:  c.onBehalf,
+	}
+	c.resource = "*"
+	if rt.Resource != nil {
+		if res := rt.Resource(req); res != "" {
+			c.resource = res
+		}
+	}
+	if err := s.authz.Authorize(ctx, a.principal, actionPrefix(a.version)+a.action, c.resource, req); err != nil {
+		return nil, err
+	}
+	c.authorized = true
+	return invokeHandler(ctx, rt.Handler, req)
+}
+
+// signatureParams are consumed by the wire layer and not shown to handlers.
+var signatureParams = []string{"Signature", "SignatureMethod", "SignatureVersion", "SignatureNonce", "SignatureType", "AccessKeyId", "Timestamp"}
+
+// errPanic carries a recovered handler panic to the log.
+type errPanic struct {
+	value any
+	stack []byte
+}
+
+func (e *errPanic) Error() string { return fmt.Sprintf("handler panic: %v", e.value) }
+
+func invokeHandler(ctx context.Context, h HandlerFunc, req *Request) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			v, err = nil, &errPanic{value: p, stack: debug.Stack()}
+		}
+	}()
+	return h(ctx, req)
+}
+
+// readBody reads the whole body once, refusing more than MaxBodyBytes
+// before parsing any of it.
+func (s *Server) readBody(r *http.Request) ([]byte, error) {
+	limit := s.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, wireErr(ErrBodyTooLarge, fmt.Sprintf("The request body exceeds %d bytes.", limit))
+	}
+	if r.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, errs.Wrap(errs.KindInvalidParameter, err, "The request body cannot be read.")
+	}
+	if int64(len(b)) > limit {
+		return nil, wireErr(ErrBodyTooLarge, fmt.Sprintf("The request body exceeds %d bytes.", limit))
+	}
+	return b, nil
+}
+
+// respond writes the result or the error and returns the status and code
+// for the audit event.
+func (s *Server) respond(w http.ResponseWriter, c *apiCall, v any, err error) (int, string) {
+	h := w.Header()
+	h.Set("x-acs-request-id", c.id)
+	// Responses may carry secret values: no cache may keep them.
+	h.Set("Cache-Control", "no-store")
+	status, code := http.StatusOK, ""
+	var body []byte
+	if err == nil {
+		var rerr error
+		if c.xml {
+			body, rerr = renderXML(c.action+"Response", c.id, v)
+		} else {
+			body, rerr = renderJSON(c.id, v)
+		}
+		if rerr != nil {
+			err = fmt.Errorf("render %s response: %w", c.action, rerr)
+		}
+	}
+	if err != nil {
+		wc, internal := classify(err)
+		status, code = wc.Status, wc.Code
+		if internal {
+			attrs := []any{"request_id", c.id, "action", c.action, "access_key_id", c.accessKeyID, "err", err}
+			if p, ok := errors.AsType[*errPanic](err); ok {
+				attrs = append(attrs, "stack", string(p.stack))
+			}
+			s.log.Error("api: internal failure", attrs...)
+		}
+		eb := errorFields{HostID: c.host, Code: wc.Code, Message: wc.Message}
+		if c.xml {
+			body, _ = renderXML("Error", c.id, eb)
+		} else {
+			body, _ = renderJSON(c.id, eb)
+		}
+	}
+	if c.xml {
+		h.Set("Content-Type", contentTypeXML)
+	} else {
+		h.Set("Content-Type", contentTypeJSON)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	s.log.Debug("api: request", "request_id", c.id, "action", c.action, "version", c.version,
+		"access_key_id", c.accessKeyID, "status", status, "code", code, "duration", s.cfg.Now().Sub(c.start))
+	return status, code
+}
+
+// newRequestID returns an upper-case UUID (version 4), the form Alibaba
+// Cloud request ids take.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return strings.ToUpper(string(out[:]))
+}
+
+// sourceIP is the peer address. Forwarded-for headers are not trusted:
+// anyone can set them.
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
