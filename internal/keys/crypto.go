@@ -298,7 +298,8 @@ func (s *Service) ResolveKey(ctx context.Context, account, keyIDOrAlias string) 
 // defaultKey returns the account's service key, creating it atomically on
 // first use. The service key is hidden from ListKeys and cannot be
 // disabled, deleted, aliased or tagged: secrets without an EncryptionKeyId
-// must stay readable.
+// must stay readable. Encrypt with it is harmless, and Decrypt never opens
+// SealValue blobs (another blob kind), so knowing its id reveals nothing.
 func (s *Service) defaultKey(ctx context.Context, account string) (string, error) {
 	if id, ok := s.defaultIDs.Load(account); ok {
 		return id.(string), nil
