@@ -105,6 +105,9 @@ func execute(ctx context.Context, args []string, s stdio) int {
 		return exitUsage
 	}
 	fmt.Fprintf(s.err, "Error: %v\n", err)
+	if strings.Contains(err.Error(), "x509: ") {
+		fmt.Fprintln(s.err, "Hint: trust the deployment CA with --ca-file (e.g. the server's DATA_DIR/ca.pem), or import it with 'keyhold configure import'.")
+	}
 	return exitError
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -441,5 +442,28 @@ func TestEveryCommandHasExamples(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Errorf("commands without examples: %v", missing)
+	}
+}
+
+func TestTLSCAFileAndInsecureWarning(t *testing.T) {
+	isolate(t)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"RequestId":"r","TotalCount":0,"SecretList":{"Secret":[]}}`)
+	}))
+	defer srv.Close()
+	t.Setenv("KEYHOLD_ENDPOINT", srv.URL)
+	t.Setenv("KEYHOLD_ACCESS_KEY_ID", "id")
+	t.Setenv("KEYHOLD_ACCESS_KEY_SECRET", "sec")
+
+	if _, stderr, code := run(t, "", "secret", "list"); code != exitError || !strings.Contains(stderr, "--ca-file") {
+		t.Fatalf("unknown CA: code=%d stderr=%q", code, stderr)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	if _, stderr, code := run(t, "", "secret", "list", "--ca-file", ca); code != 0 || stderr != "" {
+		t.Fatalf("--ca-file: code=%d stderr=%q", code, stderr)
+	}
+	if _, stderr, code := run(t, "", "secret", "list", "--insecure"); code != 0 || !strings.Contains(stderr, "Warning: TLS certificate verification is disabled") {
+		t.Fatalf("--insecure: code=%d stderr=%q", code, stderr)
 	}
 }
