@@ -112,6 +112,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 		NoSync:  false, // every acknowledged Update must survive a crash
 		// The map freelist keeps commits cheap as the file grows.
 		FreelistType: bbolt.FreelistMapType,
+		// A write that grows the file past the mapping must remap, which
+		// waits for every open read transaction; reserving address space
+		// up front keeps readers from stalling the committer.
+		InitialMmapSize: 256 << 20,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: %s is locked by another process (is another keyhold server running?)", path)
