@@ -178,7 +178,9 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 // Update runs fn through the group committer and returns once the commit
-// that contains it is on disk.
+// that contains it is on disk. fn runs on the committer goroutine, batched
+// with other callers' fns: keep it short, free of I/O, and never call View
+// or Update from inside it (that waits on the committer, which waits on fn).
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
