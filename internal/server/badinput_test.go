@@ -8,6 +8,7 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -329,6 +330,61 @@ func TestBadInputSDK(t *testing.T) {
 				EnableAutomaticRotation: tea.Bool(true), RotationInterval: tea.String("7d")})
 			return err
 		}},
+		{"oversize UTF-8 value (15,361 × é = 30,722 bytes)", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.PutSecretValue(&kms.PutSecretValueRequest{SecretName: gen, VersionId: tea.String("big"), SecretData: tea.String(strings.Repeat("é", 15361))})
+			return err
+		}},
+		{"oversize binary value (30,721 bytes decoded)", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.PutSecretValue(&kms.PutSecretValueRequest{SecretName: gen, VersionId: tea.String("big"), SecretDataType: tea.String("binary"),
+				SecretData: tea.String(base64.StdEncoding.EncodeToString(make([]byte, 30721)))})
+			return err
+		}},
+		{"binary value that is not Base64", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.PutSecretValue(&kms.PutSecretValueRequest{SecretName: gen, VersionId: tea.String("bin"), SecretDataType: tea.String("binary"), SecretData: tea.String("!!not-b64")})
+			return err
+		}},
+		{"unknown SecretDataType", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.CreateSecret(&kms.CreateSecretRequest{SecretName: tea.String("dt"), VersionId: tea.String("v1"), SecretData: tea.String("x"), SecretDataType: tea.String("json")})
+			return err
+		}},
+		{"unknown SecretType", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.CreateSecret(&kms.CreateSecretRequest{SecretName: tea.String("st"), VersionId: tea.String("v1"), SecretData: tea.String("x"), SecretType: tea.String("Bogus")})
+			return err
+		}},
+		{"ExtendedConfig over 1,024 characters", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.CreateSecret(&kms.CreateSecretRequest{SecretName: tea.String("ext"), VersionId: tea.String("v1"), SecretData: tea.String("x"),
+				ExtendedConfig: map[string]any{"CustomData": strings.Repeat("x", 1100)}})
+			return err
+		}},
+		{"automatic rotation on a Generic secret", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.CreateSecret(&kms.CreateSecretRequest{SecretName: tea.String("rot"), VersionId: tea.String("v1"), SecretData: tea.String("x"),
+				EnableAutomaticRotation: tea.Bool(true), RotationInterval: tea.String("7d")})
+			return err
+		}},
+		{"tag key of 129 characters", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.TagResource(&kms.TagResourceRequest{SecretName: gen, Tags: tea.String(`[{"TagKey":"` + strings.Repeat("k", 129) + `","TagValue":"v"}]`)})
+			return err
+		}},
+		{"bad JSON in TagKeys", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.UntagResource(&kms.UntagResourceRequest{SecretName: gen, TagKeys: tea.String(`["env"`)})
+			return err
+		}},
+		{"bad JSON in VersionStages", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.PutSecretValue(&kms.PutSecretValueRequest{SecretName: gen, VersionId: tea.String("vs"), SecretData: tea.String("x"), VersionStages: tea.String(`["ACSCurrent"`)})
+			return err
+		}},
+		{"unknown filter key", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.ListSecrets(&kms.ListSecretsRequest{Filters: tea.String(`[{"Key":"Bogus","Values":["x"]}]`)})
+			return err
+		}},
+		{"PageNumber 0", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.ListSecrets(&kms.ListSecretsRequest{PageNumber: tea.Int32(0)})
+			return err
+		}},
+		{"ForceDeleteWithoutRecovery not a boolean", "InvalidParameter", func(c *kms.Client) error {
+			_, err := c.DeleteSecret(&kms.DeleteSecretRequest{SecretName: gen, ForceDeleteWithoutRecovery: tea.String("maybe")})
+			return err
+		}},
 		{"PutSecretValue on a nonexistent secret", "Forbidden.ResourceNotFound", func(c *kms.Client) error {
 			_, err := c.PutSecretValue(&kms.PutSecretValueRequest{SecretName: tea.String("nope"), VersionId: tea.String("v1"), SecretData: tea.String("x")})
 			return err
@@ -368,6 +424,15 @@ func TestBadInputSDK(t *testing.T) {
 	got := must(admin.GetSecretValue(&kms.GetSecretValueRequest{SecretName: gen}))
 	if n := len(tea.StringValue(got.Body.SecretData)); n != 30720 || tea.StringValue(got.Body.VersionId) != "max" {
 		t.Errorf("30,720-byte value: read back %d bytes, version %s", n, tea.StringValue(got.Body.VersionId))
+	}
+	must(admin.PutSecretValue(&kms.PutSecretValueRequest{SecretName: gen, VersionId: tea.String("max-utf8"), SecretData: tea.String(strings.Repeat("é", 15360))}))
+	must(admin.PutSecretValue(&kms.PutSecretValueRequest{SecretName: gen, VersionId: tea.String("max-bin"), SecretDataType: tea.String("binary"),
+		SecretData: tea.String(base64.StdEncoding.EncodeToString(make([]byte, 30720)))}))
+	// The largest legal value, every byte percent-encoded in a form body,
+	// fits under the body limit.
+	req, _ := ts.acs3Request(t, "PutSecretValue", map[string]string{"SecretName": "app/gen", "VersionId": "max-form", "SecretData": strings.Repeat("é", 15360)}, time.Time{})
+	if res := rawDo(t, req); res.Status != 200 {
+		t.Errorf("largest legal form body refused: %d %.200s", res.Status, res.Body)
 	}
 	must(admin.CreateSecret(&kms.CreateSecretRequest{SecretName: tea.String(strings.Repeat("n", 64)), VersionId: tea.String("v1"), SecretData: tea.String("x")}))
 	must(admin.TagResource(&kms.TagResourceRequest{SecretName: gen, Tags: tea.String(manyTags(19))})) // 1 + 19 = 20
@@ -561,6 +626,32 @@ func TestReplayedRequest(t *testing.T) {
 				t.Errorf("version %s present %d times, want exactly once", version, n)
 			}
 		})
+	}
+
+	// A refused signature does not burn its nonce (or anyone could burn
+	// the key holder's nonces); the correctly signed request then passes.
+	p0 := ts.v1Params("ListSecrets", time.Now(), nil)
+	forged := ts.v1Request(t, p0)
+	q := forged.URL.Query()
+	q.Set("Signature", "AAAA"+q.Get("Signature")[4:])
+	forged.URL.RawQuery = q.Encode()
+	if res := rawDo(t, forged); res.Code != "SignatureDoesNotMatch" {
+		t.Fatalf("forged: %d %q", res.Status, res.Code)
+	}
+	delete(p0, "Signature")
+	if res := rawDo(t, ts.v1Request(t, p0)); res.Status != 200 {
+		t.Errorf("genuine request after a forged one with its nonce: %d %s", res.Status, res.Body)
+	}
+
+	// Inside the window is fine on both sides.
+	for _, skew := range []time.Duration{-14 * time.Minute, 14 * time.Minute} {
+		if res := rawDo(t, ts.v1Request(t, ts.v1Params("ListSecrets", time.Now().Add(skew), nil))); res.Status != 200 {
+			t.Errorf("V1 timestamp %s away: %d %s", skew, res.Status, res.Body)
+		}
+		r, _ := ts.acs3Request(t, "ListSecrets", nil, time.Now().Add(skew))
+		if res := rawDo(t, r); res.Status != 200 {
+			t.Errorf("ACS3 x-acs-date %s away: %d %s", skew, res.Status, res.Body)
+		}
 	}
 
 	// A nonce is bound to its signature: reusing it on a new, correctly
