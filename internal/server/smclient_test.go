@@ -63,6 +63,9 @@ func TestSecretsManagerClient(t *testing.T) {
 
 	c := ts.smClient(t, func(b *smsdk.SecretCacheClientBuilder) {
 		// A 300 ms TTL for this one secret: the cache must refetch it.
+		// (The client also schedules a background refresh at that period
+		// which Close does not cancel; after the server stops it fails
+		// fast, into the discarded log, until the test binary exits.)
 		b.WithSecretTTL("sm/short", 300)
 	})
 	got, err := c.GetStringValue("sm/app")
