@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -245,7 +246,7 @@ func (s *Service) GetSecretValue(ctx context.Context, account string, in GetValu
 		if rec = findStage(vs, stage); rec == nil {
 			return errVersionNotFound()
 		}
-		return nil
+		return rec.loadSealed()
 	})
 	if err != nil {
 		return nil, err
@@ -382,7 +383,7 @@ func writeVersions(tx store.Tx, account, name string, vs []*versionRecord) error
 		}
 	}
 	for _, v := range vs {
-		if dropped[v.ID] {
+		if dropped[v.ID] || v.stored && slices.Equal(v.Stages, v.storedStages) {
 			continue
 		}
 		if err := putVersion(tx, account, name, v); err != nil {

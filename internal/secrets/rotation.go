@@ -89,7 +89,7 @@ func (s *Service) ReadVersion(ctx context.Context, account, name, versionID, sta
 		if rec = findStage(vs, stage); rec == nil {
 			return errVersionNotFound()
 		}
-		return nil
+		return rec.loadSealed()
 	})
 	if err != nil {
 		return nil, nil, err

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -174,6 +175,33 @@ func (v *Version) HasStage(stage string) bool {
 type versionRecord struct {
 	Version
 	Sealed []byte `json:"sealed"`
+
+	// stored is set by listVersions, with the labels as read, so that
+	// writeVersions rewrites only the records whose labels changed (labels
+	// are the only mutable part of a version).
+	stored       bool
+	storedStages []string
+	// raw is the stored JSON while Sealed has not been decoded: listVersions
+	// decodes only the header, since most callers need one ciphertext at
+	// most (decoding every version's ciphertext dominated PutSecretValue,
+	// which runs on the storage committer).
+	raw []byte
+}
+
+// loadSealed decodes Sealed from the stored record if listVersions left it
+// out.
+func (v *versionRecord) loadSealed() error {
+	if v.Sealed != nil || v.raw == nil {
+		return nil
+	}
+	var s struct {
+		Sealed []byte `json:"sealed"`
+	}
+	if err := json.Unmarshal(v.raw, &s); err != nil {
+		return internal(err, "decoding a version")
+	}
+	v.Sealed, v.raw = s.Sealed, nil
+	return nil
 }
 
 // Service implements the secrets API on top of a store and an envelope.
@@ -346,7 +374,8 @@ func putSecret(tx store.Tx, account string, sec *Secret) error {
 	return nil
 }
 
-// listVersions returns the secret's versions, oldest first.
+// listVersions returns the secret's versions, oldest first, without their
+// ciphertexts: call loadSealed on the one needed.
 func listVersions(tx store.Tx, account, name string) ([]*versionRecord, error) {
 	kvs, err := tx.List(tableVersions, versionPrefix(account, name), "", 0)
 	if err != nil {
@@ -354,10 +383,11 @@ func listVersions(tx store.Tx, account, name string) ([]*versionRecord, error) {
 	}
 	out := make([]*versionRecord, 0, len(kvs))
 	for _, kv := range kvs {
-		var v versionRecord
-		if err := json.Unmarshal(kv.Value, &v); err != nil {
+		v := versionRecord{raw: kv.Value, stored: true}
+		if err := json.Unmarshal(kv.Value, &v.Version); err != nil {
 			return nil, internal(err, "decoding a version")
 		}
+		v.storedStages = slices.Clone(v.Stages)
 		out = append(out, &v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
@@ -380,6 +410,9 @@ func getVersion(tx store.Tx, account, name, id string) (*versionRecord, error) {
 }
 
 func putVersion(tx store.Tx, account, name string, v *versionRecord) error {
+	if err := v.loadSealed(); err != nil {
+		return err
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return internal(err, "encoding a version")
