@@ -164,6 +164,7 @@ func newRootCmd(s stdio) *cobra.Command {
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each request")
 
 	root.AddCommand(newServerCmd(), newSecretCmd(a), newKeyCmd(a), newConfigureCmd(a))
+	root.AddCommand(newBenchCmd())
 	return root
 }
 
