@@ -1,0 +1,174 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyhold/keyhold/internal/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	var (
+		cfg        bench.Config
+		clients    string
+		phases     string
+		cpuProfile string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure GetSecretValue and PutSecretValue throughput and latency",
+		Long: `Measure the server, in one run on this machine:
+
+  1. signed GetSecretValue through the whole path (signature, nonce, auth,
+     decrypt) at each --clients count, over keep-alive loopback HTTP;
+  2. the same client and load against a bare net/http handler that returns
+     the same response body (the baseline), and the ratio between the two;
+  3. durable PutSecretValue, each a new version, one secret per client (so
+     version pruning runs too).
+
+Every request goes through the public Go client, so signing and decoding are
+real. Each phase runs for --duration (after a short unrecorded warm-up) or
+--max-requests, whichever comes first; every latency is recorded and the
+percentiles are exact. A progress line per phase goes to stderr, the table
+to stdout.
+
+By default a server is started in-process in a temporary data directory,
+plain HTTP on 127.0.0.1, so client and server share this machine's CPUs.
+With --endpoint (and --access-key-id, --access-key-secret-file, or the
+KEYHOLD_* variables) it measures a running server instead; the secrets it
+creates there are force-deleted at the end. The bare baseline always runs
+in-process.`,
+		Example: `  # The figures in docs/BENCHMARKS.md
+  keyhold bench
+
+  # A quick run, JSON report, CPU profile of the GetSecretValue phases only
+  keyhold bench --duration 2s --clients 32 --phases get --cpuprofile get.pprof --output json
+  go tool pprof -top get.pprof`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if cfg.Clients, err = parseClients(clients); err != nil {
+				return usageError{err}
+			}
+			if phases != "" {
+				cfg.Phases = strings.Split(phases, ",")
+			}
+			output := flagValue(cmd, "output", "text")
+			if output != "text" && output != "json" {
+				return usagef("--output must be text or json, not %q", output)
+			}
+			if err := benchEndpoint(cmd, &cfg); err != nil {
+				return err
+			}
+			cfg.Progress = cmd.ErrOrStderr()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			rep, err := bench.Run(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				err = rep.WriteJSON(cmd.OutOrStdout())
+			} else {
+				err = rep.WriteText(cmd.OutOrStdout())
+			}
+			if err != nil {
+				return err
+			}
+			if rep.Failed() {
+				return errors.New("bench: some requests failed (see the report)")
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per phase")
+	f.DurationVar(&cfg.Warmup, "warmup", 0, "unrecorded warm-up per phase (default duration/10, at most 1s)")
+	f.StringVar(&clients, "clients", "1,32", "comma-separated concurrent client counts")
+	f.IntVar(&cfg.ValueSize, "value-size", 1024, "secret value size in bytes (1..30720)")
+	f.IntVar(&cfg.MaxRequests, "max-requests", 1_000_000, "cap on measured requests per phase")
+	f.StringVar(&phases, "phases", "", "comma-separated subset of get,bare,put (default all)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (client and in-process server) to FILE")
+	return cmd
+}
+
+func parseClients(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--clients must be positive integers separated by commas, not %q", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// flagValue reads a flag inherited from the root command (--output,
+// --endpoint, …), or def when this command runs without that root.
+func flagValue(cmd *cobra.Command, name, def string) string {
+	if fl := cmd.Flags().Lookup(name); fl != nil {
+		return fl.Value.String()
+	}
+	return def
+}
+
+// benchEndpoint fills the target from --endpoint and the credential flags or
+// KEYHOLD_* variables; with no endpoint the run starts its own server.
+func benchEndpoint(cmd *cobra.Command, cfg *bench.Config) error {
+	cfg.Endpoint = flagValue(cmd, "endpoint", "")
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = os.Getenv("KEYHOLD_ENDPOINT")
+	}
+	if cfg.Endpoint == "" {
+		return nil
+	}
+	cfg.AccessKeyID = flagValue(cmd, "access-key-id", "")
+	if cfg.AccessKeyID == "" {
+		cfg.AccessKeyID = os.Getenv("KEYHOLD_ACCESS_KEY_ID")
+	}
+	if path := flagValue(cmd, "access-key-secret-file", ""); path != "" {
+		var b []byte
+		var err error
+		if path == "-" {
+			b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 4096))
+		} else {
+			b, err = os.ReadFile(path)
+		}
+		if err != nil {
+			return fmt.Errorf("--access-key-secret-file: %w", err)
+		}
+		cfg.AccessKeySecret = strings.TrimSpace(string(b))
+	} else {
+		cfg.AccessKeySecret = os.Getenv("KEYHOLD_ACCESS_KEY_SECRET")
+	}
+	if cfg.AccessKeyID == "" || cfg.AccessKeySecret == "" {
+		return usagef("--endpoint needs --access-key-id and --access-key-secret-file (or KEYHOLD_ACCESS_KEY_ID and KEYHOLD_ACCESS_KEY_SECRET)")
+	}
+	if ca := flagValue(cmd, "ca-file", ""); ca != "" {
+		b, err := os.ReadFile(ca)
+		if err != nil {
+			return fmt.Errorf("--ca-file: %w", err)
+		}
+		cfg.CACertPEM = b
+	}
+	cfg.Insecure = flagValue(cmd, "insecure", "false") == "true"
+	return nil
+}
