@@ -274,7 +274,8 @@ func (s *Server) serve(srv *http.Server, ln net.Listener, url string) {
 	}
 }
 
-// purgeLoop removes secrets and keys whose deletion window has passed.
+// purgeLoop removes secrets and keys whose deletion window has passed and
+// creates new versions of keys whose automatic rotation is due.
 func (s *Server) purgeLoop(ctx context.Context) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.PurgeInterval)
@@ -302,6 +303,11 @@ func (s *Server) PurgeDue(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Info("purged deleted keys", "count", n)
 	}
+	if n, err := s.keys.RotateDue(ctx, now); err != nil {
+		s.log.Error("rotate keys", "err", err)
+	} else if n > 0 {
+		s.log.Info("rotated keys (new key versions)", "count", n)
+	}
 }
 
 func (s *Server) shutdownListeners(ctx context.Context) error {
@@ -323,7 +329,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.stop()
 		}
 		s.wg.Wait()
-		s.closeErr = errors.Join(err, s.iam.Close(), s.store.Close())
+		s.closeErr = errors.Join(err, s.iam.Close(), s.keys.Close(), s.store.Close())
 	})
 	return s.closeErr
 }
