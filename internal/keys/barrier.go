@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -41,6 +43,11 @@ const (
 // schedule stays in memory.
 type Barrier struct {
 	aead cipher.AEAD
+	// kdk is an HKDF pseudorandom key extracted from the root key, from
+	// which DeriveKey expands purpose-bound keys (the audit chain's MAC
+	// key, ...). Kept instead of the root key so that a derived key can
+	// never be the root key itself.
+	kdk []byte
 }
 
 // NewBarrier builds a barrier from a 32-byte root key and zeroes key.
@@ -53,7 +60,27 @@ func NewBarrier(key []byte) (*Barrier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Barrier{aead: aead}, nil
+	kdk, err := hkdf.Extract(sha256.New, key, []byte(kdfSalt))
+	if err != nil {
+		return nil, err
+	}
+	return &Barrier{aead: aead, kdk: kdk}, nil
+}
+
+// kdfSalt separates Keyhold's key derivation from any other use of the
+// root key.
+const kdfSalt = "keyhold/kdf/v1"
+
+// DeriveKey returns a 32-byte key bound to purpose (HKDF-SHA256 from the
+// root key). The same root key gives the same key on every replica; a
+// different purpose gives an unrelated key.
+func (b *Barrier) DeriveKey(purpose string) []byte {
+	k, err := hkdf.Expand(sha256.New, b.kdk, purpose, 32)
+	if err != nil {
+		// Only an over-long output length fails; 32 bytes never does.
+		panic("keys: hkdf expand: " + err.Error())
+	}
+	return k
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {

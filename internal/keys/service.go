@@ -108,6 +108,10 @@ func (s *Service) SealWithRoot(aad, plaintext []byte) ([]byte, error) {
 	return s.barrier.SealWithRoot(aad, plaintext)
 }
 
+// DeriveKey returns a 32-byte key derived from the root key for purpose
+// (e.g. "keyhold/audit/mac/v1"); see Barrier.DeriveKey.
+func (s *Service) DeriveKey(purpose string) []byte { return s.barrier.DeriveKey(purpose) }
+
 // OpenWithRoot reverses SealWithRoot (errs.KindDecryptFailed on mismatch).
 func (s *Service) OpenWithRoot(aad, sealed []byte) ([]byte, error) {
 	return s.barrier.OpenWithRoot(aad, sealed)
