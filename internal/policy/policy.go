@@ -14,16 +14,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keyhold/keyhold/internal/errs"
 )
 
 // Size limits, as RAM and KMS enforce them.
 const (
-	// MaxIdentityPolicySize is RAM's limit on a custom policy document.
-	MaxIdentityPolicySize = 6144
-	// MaxResourcePolicySize is KMS's limit on a secret policy.
-	MaxResourcePolicySize = 32768
+	// MaxIdentityPolicyChars is RAM's limit on a custom policy document
+	// (CreatePolicy: "1 to 6,144 characters"), counted in characters.
+	MaxIdentityPolicyChars = 6144
+	// MaxResourcePolicyBytes is KMS's limit on a secret policy
+	// (SetSecretPolicy: "up to 32,768 bytes"), counted in bytes.
+	MaxResourcePolicyBytes = 32768
 )
 
 // Effect is the outcome of evaluating a statement, a document or a set of
@@ -93,25 +96,35 @@ type Principal struct {
 }
 
 // Parse validates an identity (RAM) policy document of at most
-// MaxIdentityPolicySize bytes. Statements may carry a Principal element
+// MaxIdentityPolicyChars characters. Statements may carry a Principal element
 // (Evaluate skips them); use ParseIdentity to refuse it or ParseResource for
 // secret policies. A malformed document yields an *errs.Error of kind
 // KindInvalidParameter whose message names the problem.
 func Parse(doc string) (*Document, error) {
-	return parse(doc, MaxIdentityPolicySize, principalOptional)
+	return parse(doc, identityLimit, principalOptional)
 }
 
 // ParseIdentity is Parse for a policy attached to a user or group: a
 // Principal element is refused, since it would never apply.
 func ParseIdentity(doc string) (*Document, error) {
-	return parse(doc, MaxIdentityPolicySize, principalForbidden)
+	return parse(doc, identityLimit, principalForbidden)
 }
 
 // ParseResource validates a resource (secret) policy of at most
-// MaxResourcePolicySize bytes: every statement must name its Principal.
+// MaxResourcePolicyBytes bytes: every statement must name its Principal.
 func ParseResource(doc string) (*Document, error) {
-	return parse(doc, MaxResourcePolicySize, principalRequired)
+	return parse(doc, resourceLimit, principalRequired)
 }
+
+type sizeLimit struct {
+	max   int
+	chars bool // count characters (RAM) rather than bytes (KMS)
+}
+
+var (
+	identityLimit = sizeLimit{MaxIdentityPolicyChars, true}
+	resourceLimit = sizeLimit{MaxResourcePolicyBytes, false}
+)
 
 type principalRule int
 
@@ -125,12 +138,17 @@ func malformed(format string, args ...any) error {
 	return errs.E(errs.KindInvalidParameter, format, args...)
 }
 
-func parse(doc string, limit int, pr principalRule) (*Document, error) {
+func parse(doc string, limit sizeLimit, pr principalRule) (*Document, error) {
 	if strings.TrimSpace(doc) == "" {
 		return nil, malformed("policy document is empty")
 	}
-	if len(doc) > limit {
-		return nil, malformed("policy document is %d bytes; the limit is %d", len(doc), limit)
+	if limit.chars {
+		// Cheap bound first so a huge input is not scanned rune by rune.
+		if n := len(doc); n > 4*limit.max || utf8.RuneCountInString(doc) > limit.max {
+			return nil, malformed("policy document is longer than %d characters", limit.max)
+		}
+	} else if len(doc) > limit.max {
+		return nil, malformed("policy document is %d bytes; the limit is %d", len(doc), limit.max)
 	}
 	v, err := decodeJSON(doc)
 	if err != nil {

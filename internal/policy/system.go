@@ -187,3 +187,203 @@ var systemDefs = []SystemPolicyDef{
 }`,
 	},
 }
+
+// The AliyunKMS… documents are copied from the RAM system-policy reference
+// pages (help.aliyun.com/zh/ram/developer-reference/<name>, checked for
+// this release) so that programs written against the real service find the
+// names they attach. They name other services' actions (rds:, ecs:, ram:
+// CreateServiceLinkedRole) that Keyhold never checks; those statements are
+// inert here but kept so the text matches what RAM shows.
+func init() {
+	const src = "Alibaba Cloud RAM system policy reference, "
+	systemDefs = append(systemDefs,
+		SystemPolicyDef{
+			Name:        "AliyunKMSFullAccess",
+			Description: "Provides full access to Key Management Service (KMS).",
+			Source:      src + "AliyunKMSFullAccess v3",
+			Document: `{
+  "Version": "1",
+  "Statement": [
+    {
+      "Action": "kms:*",
+      "Resource": "*",
+      "Effect": "Allow"
+    },
+    {
+      "Action": "ram:CreateServiceLinkedRole",
+      "Condition": {
+        "StringEquals": {
+          "ram:ServiceName": [
+            "secretsmanager-rds.kms.aliyuncs.com",
+            "keystore.kms.aliyuncs.com"
+          ]
+        }
+      },
+      "Resource": "*",
+      "Effect": "Allow"
+    }
+  ]
+}`,
+		},
+		SystemPolicyDef{
+			Name:        "AliyunKMSReadOnlyAccess",
+			Description: "Provides read-only access to Key Management Service (KMS).",
+			Source:      src + "AliyunKMSReadOnlyAccess v3",
+			Document: `{
+  "Version": "1",
+  "Statement": [
+    {
+      "Action": [
+        "kms:List*",
+        "kms:Describe*",
+        "kms:GetPublicKey",
+        "kms:GetUploadBackupDataInfo",
+        "kms:GetKmsInstanceSharedAccounts",
+        "kms:GetKmsInstanceQuotaInfos",
+        "kms:GetCheckAssociateResourceTaskResults",
+        "kms:GetKeyPolicy",
+        "kms:GetKeyDefaultPolicy",
+        "kms:GetSecretPolicy",
+        "kms:GetSecretDefaultPolicy",
+        "kms:GetKmsInstance",
+        "kms:GetDefaultKmsInstance"
+      ],
+      "Resource": "*",
+      "Effect": "Allow"
+    }
+  ]
+}`,
+		},
+		SystemPolicyDef{
+			Name:        "AliyunKMSSecretAdminAccess",
+			Description: "Provides access to manage secrets in KMS.",
+			Source:      src + "AliyunKMSSecretAdminAccess v5",
+			Document: `{
+  "Version": "1",
+  "Statement": [
+    {
+      "Action": "kms:*",
+      "Resource": "acs:kms:*:*:secret*",
+      "Effect": "Allow"
+    },
+    {
+      "Action": "kms:GetRandomPassword",
+      "Resource": "*",
+      "Effect": "Allow"
+    },
+    {
+      "Action": [
+        "rds:DescribeDBInstances",
+        "rds:DescribeDBInstanceAttribute",
+        "rds:DescribeDatabases",
+        "rds:DescribeAccounts",
+        "rds:DescribeDBInstanceNetInfo",
+        "rds:CreateAccount",
+        "rds:GrantAccountPrivilege"
+      ],
+      "Resource": "*",
+      "Effect": "Allow"
+    },
+    {
+      "Action": "ecs:DescribeInstances",
+      "Resource": "acs:ecs:*:*:instance/*",
+      "Effect": "Allow"
+    },
+    {
+      "Action": ["ecs:TagResources","ecs:UntagResources","ecs:ListTagResources"],
+      "Resource": ["acs:kms:*:*:key/*","acs:kms:*:*:secret/*"],
+      "Effect": "Allow"
+    },
+    {
+      "Action": "ram:CreateServiceLinkedRole",
+      "Condition": {
+        "StringEquals": {
+          "ram:ServiceName": [
+            "secretsmanager-rds.kms.aliyuncs.com",
+            "secretsmanager-ecs.kms.aliyuncs.com"
+          ]
+        }
+      },
+      "Resource": "*",
+      "Effect": "Allow"
+    }
+  ]
+}`,
+		},
+		SystemPolicyDef{
+			Name:        "AliyunKMSSecretUserAccess",
+			Description: "Provides access to retrieve the secrets in KMS.",
+			Source:      src + "AliyunKMSSecretUserAccess v1",
+			Document: `{
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Action": [
+        "kms:GetSecretValue"
+      ],
+      "Resource": "*"
+    },
+    {
+      "Effect": "Allow",
+      "Action": [
+        "kms:DescribeSecret",
+        "kms:ListSecretVersionIds"
+      ],
+      "Resource": "*"
+    }
+  ],
+  "Version": "1"
+}`,
+		},
+		SystemPolicyDef{
+			Name:        "AliyunKMSCryptoAdminAccess",
+			Description: "Provides administrative access to cryptographic keys in KMS.",
+			Source:      src + "AliyunKMSCryptoAdminAccess v2",
+			Document: `{
+  "Version": "1",
+  "Statement": [
+    {
+      "Action": [
+        "kms:*"
+      ],
+      "Resource": [
+        "acs:kms:*:*:key*",
+        "acs:kms:*:*:alias*"
+      ],
+      "Effect": "Allow"
+    },
+    {
+      "Action": ["ecs:TagResources","ecs:UntagResources","ecs:ListTagResources"],
+      "Resource": ["acs:kms:*:*:key/*","acs:kms:*:*:secret/*"],
+      "Effect": "Allow"
+    }
+  ]
+}`,
+		},
+		SystemPolicyDef{
+			Name:        "AliyunKMSCryptoUserAccess",
+			Description: "Provides access to the cryptographic APIs of KMS.",
+			Source:      src + "AliyunKMSCryptoUserAccess v1",
+			Document: `{
+  "Version": "1",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Action": [
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:AsymmetricDecrypt",
+        "kms:AsymmetricEncrypt",
+        "kms:AsymmetricSign",
+        "kms:AsymmetricVerify",
+        "kms:GetPublicKey"
+      ],
+      "Resource": "*"
+    }
+  ]
+}`,
+		},
+	)
+}
