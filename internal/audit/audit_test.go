@@ -43,7 +43,7 @@ func openStore(t testing.TB) *bolt.Store {
 
 func event(i int) audit.Event {
 	return audit.Event{
-		Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Second),
+		Time:    time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Second),
 		Account: acct, PrincipalType: "user", PrincipalName: "alice", AccessKeyID: "LTAIalice",
 		SourceIP: "192.0.2.7", APIVersion: "2016-01-20", Action: "kms:GetSecretValue",
 		Resource: fmt.Sprintf("acs:kms:cn-hangzhou:%s:secret/app/s%d", acct, i), RequestID: fmt.Sprintf("REQ-%d", i),
