@@ -65,8 +65,9 @@ var (
 
 // Account is one tenant of the deployment.
 type Account struct {
-	UID        string    `json:"uid"`
-	CreateDate time.Time `json:"create_date"`
+	UID         string    `json:"uid"`
+	DisplayName string    `json:"display_name,omitempty"`
+	CreateDate  time.Time `json:"create_date"`
 }
 
 // AccessKeyStatus is Active or Inactive, as in RAM.
@@ -107,6 +108,9 @@ type Service struct {
 	cache sync.Map
 	mu    sync.Mutex
 	gen   atomic.Uint64
+
+	defaultUID atomic.Value // string: the deployment's first account
+	authz      authzState
 
 	touch  chan touchReq
 	ctx    context.Context

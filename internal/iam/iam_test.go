@@ -298,8 +298,8 @@ func TestSealedSecretBoundToItsKeyID(t *testing.T) {
 	}
 }
 
-func TestAuthorizeRootOnly(t *testing.T) {
-	s := &Service{}
+func TestAuthorizeRootAndUnknownPrincipals(t *testing.T) {
+	_, s := newEnv(t).open(t)
 	root := apicall.Principal{Account: "1234567890123456", AccessKeyID: "LTAIx", Kind: "root", Name: "root"}
 	tests := []struct {
 		name     string

@@ -6,11 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/keyhold/keyhold/internal/apicall"
-	"github.com/keyhold/keyhold/internal/errs"
 	"github.com/keyhold/keyhold/internal/store"
 )
 
@@ -71,7 +68,10 @@ func (s *Service) EnsureRootAccount(ctx context.Context) (acct Account, created 
 			return err
 		}
 		tx.Notify(topicAccessKeys)
-		return tx.Insert(TableAccessKeys, pair.AccessKeyID, keyVal)
+		if err := tx.Insert(TableAccessKeys, pair.AccessKeyID, keyVal); err != nil {
+			return err
+		}
+		return tx.Put(TableUserKeys, keyIndexPrefix(acct.UID, "")+pair.AccessKeyID, nil)
 	})
 	if errors.Is(err, store.ErrExists) {
 		// Another replica won a race the lock did not prevent: use its account.
@@ -106,24 +106,6 @@ func (s *Service) DefaultAccount(ctx context.Context) (Account, error) {
 		return Account{}, fmt.Errorf("iam: read default account: %w", err)
 	}
 	return acct, err
-}
-
-// Authorize implements apicall.Authorizer for the foundation's rule: the
-// account root may do everything in its own account; any other principal is
-// refused. Users and policies replace this rule later, behind the same call.
-func (s *Service) Authorize(_ context.Context, p apicall.Principal, action, resource string, _ *apicall.Request) error {
-	if p.Kind != KindRoot || p.Name != RootName || p.Account == "" {
-		return errs.E(errs.KindForbidden, "You are not authorized to perform this operation.")
-	}
-	// A root acts only on its own account's resources. Only well-formed ARNs
-	// (acs:service:region:account:resource) name an account; "*" and ""
-	// mean the caller's own account.
-	if parts := strings.SplitN(resource, ":", 5); len(parts) == 5 && parts[0] == "acs" {
-		if parts[3] != "" && parts[3] != "*" && parts[3] != p.Account {
-			return errs.E(errs.KindForbidden, "You are not authorized to perform this operation.")
-		}
-	}
-	return nil
 }
 
 // Identifier alphabets and shapes, as on Alibaba Cloud.

@@ -96,7 +96,63 @@ var (
 	}
 
 	internalFailure = wireCode{"InternalFailure", 500, "Internal Failure."}
+
+	// ramStatus gives the HTTP status of each code that identity errors
+	// carry themselves (see ramCoded), from Alibaba Cloud's RAM API error
+	// list: 404 for a missing entity, 409 for conflicts and limits, 400 for
+	// bad input. A code missing here is a programming error: it is answered
+	// as InternalFailure, and the kmsapi tests check every iam code is here.
+	ramStatus = map[string]int{
+		"EntityNotExist.User":                       404,
+		"EntityNotExist.Group":                      404,
+		"EntityNotExist.Policy":                     404,
+		"EntityNotExist.PolicyVersion":              404,
+		"EntityNotExist.User.AccessKey":             404,
+		"EntityNotExist.User.LoginProfile":          404,
+		"EntityNotExist.User.Group":                 404,
+		"EntityNotExist.User.Policy":                404,
+		"EntityNotExist.Group.Policy":               404,
+		"EntityAlreadyExists.User":                  409,
+		"EntityAlreadyExists.Group":                 409,
+		"EntityAlreadyExists.Policy":                409,
+		"EntityAlreadyExists.User.LoginProfile":     409,
+		"EntityAlreadyExists.User.Group":            409,
+		"EntityAlreadyExists.User.Policy":           409,
+		"EntityAlreadyExists.Group.Policy":          409,
+		"DeleteConflict.User.AccessKey":             409,
+		"DeleteConflict.User.Group":                 409,
+		"DeleteConflict.User.LoginProfile":          409,
+		"DeleteConflict.User.Policy":                409,
+		"DeleteConflict.Group.User":                 409,
+		"DeleteConflict.Group.Policy":               409,
+		"DeleteConflict.Policy.User":                409,
+		"DeleteConflict.Policy.Group":               409,
+		"DeleteConflict.PolicyVersion.Default":      409,
+		"LimitExceeded.User.AccessKey":              409,
+		"LimitExceeded.Policy.Version":              409,
+		"MalformedPolicyDocument":                   400,
+		"InvalidParameter.UserName.InvalidChars":    400,
+		"InvalidParameter.UserName.Length":          400,
+		"InvalidParameter.NewUserName.InvalidChars": 400,
+		"InvalidParameter.NewUserName.Length":       400,
+		"InvalidParameter.GroupName.InvalidChars":   400,
+		"InvalidParameter.GroupName.Length":         400,
+		"InvalidParameter.PolicyName.InvalidChars":  400,
+		"InvalidParameter.PolicyName.Length":        400,
+		"InvalidParameter.PolicyType.InvalidValue":  400,
+		"InvalidParameter.Status.InvalidValue":      400,
+		"InvalidParameter.Password.Length":          400,
+		"InvalidParameter.Length":                   400,
+	}
 )
+
+// ramCoded is an error that names its own RAM code (iam.Error); the wire
+// layer knows it only by these methods.
+type ramCoded interface {
+	error
+	RAMCode() string
+	SafeMessage() string
+}
 
 // classify maps any error to what the caller sees. Only messages that are
 // safe by contract (errs.Error.Message, WireError.Message) are passed on;
@@ -114,6 +170,14 @@ func classify(err error) (wc wireCode, internal bool) {
 	var s *sentinel
 	if errors.As(err, &s) {
 		return sentinelTable[s], false
+	}
+	var rc ramCoded
+	if errors.As(err, &rc) {
+		status, ok := ramStatus[rc.RAMCode()]
+		if !ok {
+			return internalFailure, true
+		}
+		return wireCode{Code: rc.RAMCode(), Status: status, Message: rc.SafeMessage()}, false
 	}
 	var e *errs.Error
 	if errors.As(err, &e) {
