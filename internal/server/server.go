@@ -155,6 +155,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("write CA certificate: %w", err)
 	}
 	s.secrets = secrets.New(st, s.keys, secrets.WithRegion(cfg.Region), secrets.WithClock(cfg.Now))
+	// Access control reads secrets' tags, type, policy and key for its
+	// conditions, secret policies and the kms:Decrypt rule.
+	s.iam.UseResources(s.secrets, s.keys)
 
 	s.handler = kmsapi.New(kmsapi.Config{
 		Region:      cfg.Region,
@@ -167,6 +170,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	},
 		kmsapi.SecretRoutes(s.secrets, s.keys),
 		kmsapi.KeyRoutes(s.keys),
+		kmsapi.RAMRoutes(s.iam),
+		kmsapi.AccountRoutes(s.iam),
 	)
 	if err := s.serveAll(); err != nil {
 		return nil, err
