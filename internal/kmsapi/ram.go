@@ -695,4 +695,3 @@ func (h *ramHandlers) listAccounts(ctx context.Context, r *Request) (any, error)
 	}
 	return out, nil
 }
-
