@@ -9,6 +9,10 @@ import (
 // Redacted replaces every parameter value that is not on the allow-list.
 const Redacted = "***"
 
+// OtherParams counts the parameters whose names were not kept. It starts
+// with "_", which no kept name does, so it never collides with one.
+const OtherParams = "_OtherParameters"
+
 // maxValueLen bounds a kept value (a policy document can be long; a record
 // should not be).
 const maxValueLen = 2048
@@ -48,7 +52,7 @@ var safeParams = map[string]bool{
 	"SetAsDefault": true, "RotateStrategy": true, "PasswordResetRequired": true,
 	"NewPasswordResetRequired": true, "MFABindRequired": true, "NewMFABindRequired": true,
 	// Keyhold
-	"Since": true, "Until": true, "Principal": true, "Resource": true, "Result": true,
+	"Since": true, "EventAction": true, "Until": true, "Principal": true, "Resource": true, "Result": true,
 	"Checkpoint": true, "InstanceId": true, "HostName": true, "Ttl": true, "Uses": true,
 	"State": true, "RotationId": true, "AccountName": true,
 }
@@ -76,7 +80,7 @@ func Redact(params map[string]string) map[string]string {
 		}
 	}
 	if odd > 0 {
-		out["(other parameters)"] = strconv.Itoa(odd)
+		out[OtherParams] = strconv.Itoa(odd)
 	}
 	return out
 }
@@ -97,7 +101,7 @@ func baseName(k string) string {
 }
 
 func plausibleName(k string) bool {
-	if k == "" || len(k) > 64 || !utf8.ValidString(k) {
+	if k == "" || len(k) > 64 || !utf8.ValidString(k) || !('a' <= k[0] && k[0] <= 'z' || 'A' <= k[0] && k[0] <= 'Z') {
 		return false
 	}
 	for _, r := range k {

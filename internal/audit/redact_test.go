@@ -29,6 +29,7 @@ func TestRedactKeepsOnlyAllowListedValues(t *testing.T) {
 		"Tag.x":           "MARKER-tagx",
 		"weird name=":     "MARKER-oddname",
 		"":                "MARKER-empty",
+		"_x":              "MARKER-underscore",
 		"Description":     strings.Repeat("d", 5000),
 	}
 	out := audit.Redact(in)
@@ -41,7 +42,7 @@ func TestRedactKeepsOnlyAllowListedValues(t *testing.T) {
 		"SecretName": "app/db", "VersionId": "v2", "Tag.1.Key": "team", "Tag.1.Value": "payments", "TagKeys.2": "env",
 		"SecretData": audit.Redacted, "Password": audit.Redacted, "SomethingNew": audit.Redacted,
 		"ExtendedConfig": audit.Redacted, "SecretData.1": audit.Redacted, "Tag.1.Secret": audit.Redacted,
-		"Tag.x": audit.Redacted, "(other parameters)": "2",
+		"Tag.x": audit.Redacted, audit.OtherParams: "3",
 	} {
 		if out[k] != want {
 			t.Errorf("%s = %q, want %q", k, out[k], want)

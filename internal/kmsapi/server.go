@@ -31,28 +31,39 @@ type Nonces interface {
 	PutNonce(ctx context.Context, key string, expires time.Time) (bool, error)
 }
 
-// Auditor receives one Event per API request, allowed or refused. Record
-// must not block for long; it runs on the request's goroutine after the
-// response is written.
+// Auditor appends one record per API call to a durable trail and returns
+// once it is durable. It is the fail-closed seam: when Record fails, the
+// call is answered ServiceUnavailableTemporary. A call that may change
+// state is recorded first as an attempt (Event.Attempt), before its handler
+// runs, so that no change happens unrecorded; every call's outcome is
+// recorded before the response is written, so that no reply (a secret
+// value) leaves unrecorded. See docs/audit.md.
 type Auditor interface {
-	Record(ctx context.Context, e Event)
+	Record(ctx context.Context, e Event) error
 }
 
-// Event is what the audit trail keeps of one request. It never holds a
-// parameter value.
+// Event is what the audit trail is told of one request.
 type Event struct {
 	Time        time.Time
 	RequestID   string
 	AccessKeyID string    // as claimed by the request, even when unknown
 	Principal   Principal // zero unless the signature verified
-	SourceIP    string
-	OnBehalf    string // x-keyhold-on-behalf-of
-	Version     string
-	Action      string // e.g. "kms:GetSecretValue"; "" when not determined
-	Resource    string // ARN authorized against; "" when not reached
-	Authorized  bool   // authentication and authorization passed
-	Status      int    // HTTP status sent
-	Code        string // KMS error code; "" on success
+	// Account is the principal's account, or for a refused call the
+	// account of the claimed access key when it exists ("" otherwise).
+	Account  string
+	SourceIP string
+	OnBehalf string // x-keyhold-on-behalf-of
+	Version  string
+	Action   string // e.g. "kms:GetSecretValue"; "" when not determined
+	Resource string // ARN authorized against; "" when not reached
+	// Params are the call's parameters as received, signature parameters
+	// removed. They may hold secret values: an Auditor must redact them
+	// before keeping anything (internal/audit keeps an allow-list).
+	Params     Params
+	Attempt    bool   // recorded before the handler runs; Status and Code unset
+	Authorized bool   // authentication and authorization passed
+	Status     int    // HTTP status sent
+	Code       string // KMS error code; "" on success
 }
 
 // Config configures a Server.
@@ -63,9 +74,11 @@ type Config struct {
 	// Authorizer decides every call; nil means the root-only default
 	// (see rootOnly).
 	Authorizer Authorizer
-	Audit      Auditor      // optional
-	Logger     *slog.Logger // default slog.Default()
-	Now        func() time.Time
+	// Audit, when set, records every call and fails it closed when a
+	// record cannot be written.
+	Audit  Auditor
+	Logger *slog.Logger // default slog.Default()
+	Now    func() time.Time
 	// MaxBodyBytes bounds the request body (default 128 KiB); a larger body
 	// is refused before it is parsed, with HTTP 413 and InvalidParameter.
 	MaxBodyBytes int64
@@ -180,6 +193,7 @@ type apiCall struct {
 	authorized  bool
 	sourceIP    string
 	onBehalf    string
+	params      Params
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -208,19 +222,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		v, err = s.handle(ctx, c, r)
 	}
-	status, code := s.respond(w, c, v, err)
-
+	status, code, body := s.render(c, v, err)
 	if s.cfg.Audit != nil {
-		ev := Event{
-			Time: c.start, RequestID: c.id, AccessKeyID: c.accessKeyID, Principal: c.principal,
-			SourceIP: c.sourceIP, OnBehalf: c.onBehalf, Version: c.version, Resource: c.resource,
-			Authorized: c.authorized, Status: status, Code: code,
+		if aerr := s.record(ctx, c, false, status, code); aerr != nil {
+			// Fail closed: nothing leaves that the trail does not show.
+			status, code, body = s.render(c, nil, aerr)
 		}
-		if c.action != "" {
-			ev.Action = actionPrefix(c.version) + c.action
-		}
-		s.cfg.Audit.Record(ctx, ev)
 	}
+	s.send(w, c, status, code, body)
 }
 
 // handle runs one API call: parse, authenticate, route, authorize, invoke.
@@ -236,6 +245,7 @@ func (s *Server) handle(ctx context.Context, c *apiCall, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
+	c.params = params
 	if f, ok := params["Format"]; ok {
 		c.xml = strings.EqualFold(f, "XML")
 	}
@@ -284,6 +294,11 @@ func (s *Server) handle(ctx context.Context, c *apiCall, r *http.Request) (any, 
 		return nil, err
 	}
 	c.authorized = true
+	if s.cfg.Audit != nil && !readOnlyAction(a.action) {
+		if err := s.record(ctx, c, true, 0, ""); err != nil {
+			return nil, err
+		}
+	}
 	return invokeHandler(ctx, rt.Handler, req)
 }
 
@@ -330,13 +345,9 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// respond writes the result or the error and returns the status and code
-// for the audit event.
-func (s *Server) respond(w http.ResponseWriter, c *apiCall, v any, err error) (int, string) {
-	h := w.Header()
-	h.Set("x-acs-request-id", c.id)
-	// Responses may carry secret values: no cache may keep them.
-	h.Set("Cache-Control", "no-store")
+// render builds the response to the result or the error: the status and
+// code (for the audit record) and the body.
+func (s *Server) render(c *apiCall, v any, err error) (int, string, []byte) {
 	status, code := http.StatusOK, ""
 	var body []byte
 	if err == nil {
@@ -367,6 +378,15 @@ func (s *Server) respond(w http.ResponseWriter, c *apiCall, v any, err error) (i
 			body, _ = renderJSON(c.id, eb)
 		}
 	}
+	return status, code, body
+}
+
+// send writes a rendered response.
+func (s *Server) send(w http.ResponseWriter, c *apiCall, status int, code string, body []byte) {
+	h := w.Header()
+	h.Set("x-acs-request-id", c.id)
+	// Responses may carry secret values: no cache may keep them.
+	h.Set("Cache-Control", "no-store")
 	if c.xml {
 		h.Set("Content-Type", contentTypeXML)
 	} else {
@@ -376,7 +396,6 @@ func (s *Server) respond(w http.ResponseWriter, c *apiCall, v any, err error) (i
 	_, _ = w.Write(body)
 	s.log.Debug("api: request", "request_id", c.id, "action", c.action, "version", c.version,
 		"access_key_id", c.accessKeyID, "status", status, "code", code, "duration", s.cfg.Now().Sub(c.start))
-	return status, code
 }
 
 // newRequestID returns an upper-case UUID (version 4), the form Alibaba
