@@ -48,7 +48,9 @@ func newAuditSrv(t *testing.T) *auditFixture {
 		{Version: VersionKMS, Action: "PutThing", Handler: func(context.Context, *Request) (any, error) {
 			f.runs++
 			return struct{}{}, nil
-		}, Resource: func(r *Request) string { return "acs:kms:" + r.Region + ":" + r.Principal.Account + ":secret/" + r.Params.String("SecretName") }},
+		}, Resource: func(r *Request) string {
+			return "acs:kms:" + r.Region + ":" + r.Principal.Account + ":secret/" + r.Params.String("SecretName")
+		}},
 		{Version: VersionKMS, Action: "GetThing", Handler: func(context.Context, *Request) (any, error) {
 			return map[string]string{"SecretData": auditSecretMarker}, nil
 		}},
