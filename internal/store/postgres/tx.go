@@ -180,3 +180,23 @@ func (t *tx) Notify(topic string) {
 		t.topics = append(t.topics, topic)
 	}
 }
+
+var _ store.TableLister = (*tx)(nil)
+
+// Tables lists the tables holding at least one record.
+func (t *tx) Tables() ([]string, error) {
+	rows, err := t.ptx.Query(t.ctx, "SELECT DISTINCT tbl FROM kh_records ORDER BY tbl")
+	if err != nil {
+		return nil, t.note(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, t.note(err)
+		}
+		out = append(out, string(b))
+	}
+	return out, t.note(rows.Err())
+}
