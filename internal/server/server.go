@@ -24,12 +24,12 @@ import (
 	"github.com/keyhold/keyhold/internal/pki"
 	"github.com/keyhold/keyhold/internal/secrets"
 	"github.com/keyhold/keyhold/internal/store"
-	"github.com/keyhold/keyhold/internal/store/bolt"
 )
 
 // Config is what `keyhold server` takes from its flags.
 type Config struct {
 	DataDir      string
+	Storage      string // "" or "embedded": DataDir/keyhold.db; postgres://… for PostgreSQL
 	Listen       string // plain HTTP, "" disables
 	TLSListen    string // HTTPS, "" disables
 	InsecureHTTP bool   // allow plain HTTP on a non-loopback address
@@ -42,6 +42,11 @@ type Config struct {
 	PurgeInterval time.Duration
 	// Now overrides the clock (tests).
 	Now func() time.Time
+	// ReplicaID names this replica (default host name + random suffix);
+	// LeaseTTL is the leader lease's lifetime (default 6s, renewed every
+	// third of it). See replicas.go.
+	ReplicaID string
+	LeaseTTL  time.Duration
 }
 
 // Server is a running Keyhold server.
@@ -64,6 +69,9 @@ type Server struct {
 	HTTPSURL string
 	// Account is the default account's UID.
 	Account string
+
+	ha   haState
+	kick chan struct{} // run the leader's jobs now
 
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
@@ -119,14 +127,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 
-	dbPath := filepath.Join(cfg.DataDir, "keyhold.db")
-	_, statErr := os.Stat(dbPath)
-	fresh := errors.Is(statErr, os.ErrNotExist)
-	st, err := bolt.Open(dbPath)
+	st, kind, fresh, err := OpenStorage(ctx, cfg.Storage, cfg.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("open storage: %w", err)
+		return nil, err
 	}
 	s.store = st
+	s.initHA(kind)
 
 	// A root key file is created only with fresh storage; a missing file
 	// beside existing data is an operator error, not a reason for a new key.
@@ -172,6 +178,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		kmsapi.KeyRoutes(s.keys),
 		kmsapi.RAMRoutes(s.iam),
 		kmsapi.AccountRoutes(s.iam),
+		kmsapi.DeploymentRoutes(s),
 	)
 	if err := s.serveAll(); err != nil {
 		return nil, err
@@ -182,8 +189,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	bg, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.purgeLoop(bg)
+	go s.replicaLoop(bg)
 	return s, nil
 }
 
@@ -286,11 +294,12 @@ func (s *Server) purgeLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PurgeInterval)
 	defer t.Stop()
 	for {
-		s.PurgeDue(ctx)
+		s.leaderPurge(ctx) // only the replica holding the leader lease
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.kick:
 		}
 	}
 }
