@@ -59,6 +59,8 @@ address unless --insecure-http is given.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir(), "directory holding the embedded storage, keys and bootstrap files")
+	f.StringVar(&cfg.Storage, "storage", os.Getenv("KEYHOLD_STORAGE"), `"embedded" (DATA_DIR/keyhold.db, the default) or a postgres:// URL shared by several replicas (env KEYHOLD_STORAGE)`)
+	f.StringVar(&cfg.ReplicaID, "replica-id", "", "this replica's name in keyhold status (default host name + random suffix)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", `plain HTTP listen address ("" to disable)`)
 	f.StringVar(&cfg.TLSListen, "tls-listen", "127.0.0.1:8443", `HTTPS listen address ("" to disable)`)
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (unencrypted: not for production)")
