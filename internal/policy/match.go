@@ -7,6 +7,11 @@ type pattern struct {
 	text  string // normalised: actions lowercased; ARNs with acs:<service> lowercased
 	any   bool   // "*": matches everything without scanning
 	exact bool   // no wildcard: plain comparison
+
+	// Literal parts of a wildcard pattern that any match must contain:
+	// checking them first (HasPrefix, HasSuffix, Contains) rejects most
+	// non-matching ARNs without running the matcher.
+	prefix, suffix, must string
 }
 
 func compileAction(a string) pattern {
@@ -16,7 +21,18 @@ func compileAction(a string) pattern {
 
 func compileResource(r string) pattern {
 	r = foldService(r)
-	return pattern{text: r, any: r == "*", exact: !strings.ContainsAny(r, "*?")}
+	p := pattern{text: r, any: r == "*", exact: !strings.ContainsAny(r, "*?")}
+	if !p.exact {
+		first := strings.IndexAny(r, "*?")
+		last := strings.LastIndexAny(r, "*?")
+		p.prefix, p.suffix = r[:first], r[last+1:]
+		for _, part := range strings.FieldsFunc(r[first:last+1], func(c rune) bool { return c == '*' || c == '?' }) {
+			if len(part) > len(p.must) {
+				p.must = part
+			}
+		}
+	}
+	return p
 }
 
 // foldService lowercases the "acs:<service>" head of an ARN, which RAM
@@ -58,6 +74,10 @@ func (p *pattern) matchResource(res string) bool {
 	}
 	if p.exact {
 		return p.text == res
+	}
+	if !strings.HasPrefix(res, p.prefix) || !strings.HasSuffix(res, p.suffix) ||
+		(p.must != "" && !strings.Contains(res[len(p.prefix):], p.must)) {
+		return false
 	}
 	return glob(p.text, res, false)
 }
