@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyhold/keyhold/internal/audit"
 	"github.com/keyhold/keyhold/internal/iam"
 	"github.com/keyhold/keyhold/internal/keys"
 	"github.com/keyhold/keyhold/internal/kmsapi"
@@ -42,6 +43,12 @@ type Config struct {
 	PurgeInterval time.Duration
 	// Now overrides the clock (tests).
 	Now func() time.Time
+	// AuditFile, when set, receives a JSON-lines copy of every audit
+	// record (mode 0600) for a SIEM agent to tail.
+	AuditFile string
+	// AuditFault, when it returns an error, makes every audit append fail
+	// (tests of the fail-closed rule).
+	AuditFault func() error
 	// ReplicaID names this replica (default host name + random suffix);
 	// LeaseTTL is the leader lease's lifetime (default 6s, renewed every
 	// third of it). See replicas.go.
@@ -69,6 +76,9 @@ type Server struct {
 	HTTPSURL string
 	// Account is the default account's UID.
 	Account string
+
+	audit     *audit.Trail
+	auditSink *audit.FileSink
 
 	ha   haState
 	kick chan struct{} // run the leader's jobs now
@@ -118,6 +128,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	defer func() {
 		if err != nil {
 			s.closeListeners()
+			if s.auditSink != nil {
+				s.auditSink.Close()
+			}
 			if s.iam != nil {
 				s.iam.Close()
 			}
@@ -146,6 +159,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("bootstrap account: %w", err)
 	}
 	s.Account = acct.UID
+	if err := s.openAudit(); err != nil {
+		return nil, err
+	}
 	if created != nil {
 		path, err := WriteRootCredentials(cfg.DataDir, *created, s.endpoint())
 		if err != nil {
@@ -170,6 +186,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Credentials: s.iam,
 		Nonces:      st,
 		Authorizer:  s.iam,
+		Audit:       kmsapi.TrailAuditor(s.audit),
 		Logger:      log,
 		Now:         cfg.Now,
 		Ready:       s.ready,
@@ -178,6 +195,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		kmsapi.KeyRoutes(s.keys),
 		kmsapi.RAMRoutes(s.iam),
 		kmsapi.AccountRoutes(s.iam),
+		kmsapi.AuditRoutes(s.audit),
 		kmsapi.DeploymentRoutes(s),
 	)
 	if err := s.serveAll(); err != nil {
@@ -193,6 +211,27 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	go s.purgeLoop(bg)
 	go s.replicaLoop(bg)
 	return s, nil
+}
+
+// openAudit sets up the audit trail: calls no account can be attributed
+// to go to the default account's chain; --audit-file adds a forwarded copy.
+func (s *Server) openAudit() error {
+	opts := []audit.Option{audit.WithDefaultAccount(s.Account), audit.WithClock(s.cfg.Now)}
+	if s.cfg.AuditFile != "" {
+		sink, err := audit.OpenFileSink(s.cfg.AuditFile)
+		if err != nil {
+			return err
+		}
+		s.auditSink = sink
+		opts = append(opts, audit.WithForwarder(sink, func(err error) {
+			s.log.Error("audit file: a record was not forwarded (the trail in storage has it)", "err", err)
+		}))
+	}
+	if s.cfg.AuditFault != nil {
+		opts = append(opts, audit.WithFault(s.cfg.AuditFault))
+	}
+	s.audit = audit.New(s.store, s.keys, opts...)
+	return nil
 }
 
 func (s *Server) ready() error {
@@ -344,6 +383,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.wg.Wait()
 		s.closeErr = errors.Join(err, s.iam.Close(), s.keys.Close(), s.store.Close())
+		if s.auditSink != nil {
+			s.closeErr = errors.Join(s.closeErr, s.auditSink.Close())
+		}
 	})
 	return s.closeErr
 }
