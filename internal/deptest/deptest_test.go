@@ -30,6 +30,8 @@ var rules = []struct {
 		[]string{"go.etcd.io/bbolt", "github.com/jackc/pgx", "database/sql", mod + "/internal/store/"}},
 	{mod + "/internal/apicall", "the call types are shared by access control: no HTTP",
 		[]string{"net/http", mod + "/internal/kmsapi"}},
+	{mod + "/internal/policy", "the policy language is pure logic: no HTTP, no storage, no wire layer",
+		[]string{"net/http", "database/sql", "go.etcd.io/bbolt", "github.com/jackc/pgx", mod + "/internal/store", mod + "/internal/kmsapi"}},
 	{mod + "/client", "the public client is used by third parties: no server internals",
 		[]string{mod + "/internal/"}},
 	{mod + "/acssign", "the signer is public: no server internals",
