@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -115,6 +116,20 @@ func TestSystemPolicyPermissions(t *testing.T) {
 			if _, tested := cases[p.Name]; !tested {
 				t.Errorf("%s has no permission checks", p.Name)
 			}
+		}
+	}
+}
+
+// docs/policies.md shows every system policy in full; keep it in step.
+func TestSystemPoliciesDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/policies.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, p := range System() {
+		if !strings.Contains(doc, "### "+p.Name+"\n") || !strings.Contains(doc, p.Document) {
+			t.Errorf("docs/policies.md does not show %s in full", p.Name)
 		}
 	}
 }
