@@ -166,6 +166,7 @@ func newRootCmd(s stdio) *cobra.Command {
 	root.AddCommand(newServerCmd(), newSecretCmd(a), newKeyCmd(a), newConfigureCmd(a))
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(opsCommands(a)...)
+	root.AddCommand(newAuditCmd(a))
 	return root
 }
 
