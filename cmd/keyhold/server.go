@@ -68,6 +68,7 @@ address unless --insecure-http is given.`,
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serving certificate (PEM) instead of one issued by the deployment CA")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) for --tls-cert")
 	f.StringVar(&cfg.Region, "region", "cn-hangzhou", "region id used in ARNs and DescribeRegions")
+	f.StringVar(&cfg.AuditFile, "audit-file", "", "also append every audit record to this file as JSON lines (mode 0600), for a SIEM agent to tail")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
