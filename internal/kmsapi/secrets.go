@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/keyhold/keyhold/internal/errs"
+	"github.com/keyhold/keyhold/internal/policy"
 	"github.com/keyhold/keyhold/internal/secrets"
 )
 
@@ -212,7 +213,7 @@ func SecretRoutes(svc SecretService, keyTags KeyTagger) []Route {
 		{Version: VersionKMS, Action: "CreateSecret", Handler: h.createSecret, Resource: secret},
 		{Version: VersionKMS, Action: "GetSecretValue", Handler: h.getSecretValue, Resource: secret},
 		{Version: VersionKMS, Action: "PutSecretValue", Handler: h.putSecretValue, Resource: secret},
-		{Version: VersionKMS, Action: "ListSecrets", Handler: h.listSecrets},
+		{Version: VersionKMS, Action: "ListSecrets", Handler: h.listSecrets, Resource: secretContainer},
 		{Version: VersionKMS, Action: "DescribeSecret", Handler: h.describeSecret, Resource: secret},
 		{Version: VersionKMS, Action: "UpdateSecret", Handler: h.updateSecret, Resource: secret},
 		{Version: VersionKMS, Action: "UpdateSecretVersionStage", Handler: h.updateSecretVersionStage, Resource: secret},
@@ -253,6 +254,37 @@ func keyARN(r *Request, keyID string) string {
 }
 
 func secretResource(r *Request) string { return secretARN(r, r.Params.String("SecretName")) }
+
+// secretContainer is what ListSecrets is authorized against: the
+// account's secrets as a whole.
+func secretContainer(r *Request) string {
+	return "acs:kms:" + r.Region + ":" + r.Principal.Account + ":secret"
+}
+
+// secretOwner is the account whose secret a SecretName names: the account
+// in its ARN (acs:kms:<region>:<account>:secret/<name>) for a caller of
+// another account, whom the Authorizer has already let through on that
+// secret's policy; else the caller's own. Only the actions a secret policy
+// can grant across accounts (Describe*, List*, GetSecretValue) use it;
+// every other handler acts in the caller's account only.
+func secretOwner(r *Request, nameOrARN string) string {
+	if rest, ok := strings.CutPrefix(nameOrARN, "acs:kms:"); ok {
+		if parts := strings.SplitN(rest, ":", 3); len(parts) == 3 && parts[1] != "" && strings.HasPrefix(parts[2], "secret/") {
+			return parts[1]
+		}
+	}
+	return r.Principal.Account
+}
+
+// checkSecretPolicy validates a secret (resource) policy with the policy
+// language's parser, whose message names the problem.
+func checkSecretPolicy(doc string) error {
+	if doc == "" {
+		return nil
+	}
+	_, err := policy.ParseResource(doc)
+	return err
+}
 
 func singleTagResource(r *Request) string {
 	if k := r.Params.String("KeyId"); k != "" {
@@ -315,6 +347,9 @@ func (h *secretHandlers) createSecret(ctx context.Context, r *Request) (any, err
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSecretPolicy(p.String("Policy")); err != nil {
+		return nil, err
+	}
 	sec, err := h.svc.CreateSecret(ctx, r.Principal.Account, secrets.CreateInput{
 		Name: name, VersionID: versionID, Data: data, DataType: p.String("SecretDataType"),
 		Type: p.String("SecretType"), EncryptionKeyID: p.String("EncryptionKeyId"),
@@ -342,7 +377,7 @@ func (h *secretHandlers) getSecretValue(ctx context.Context, r *Request) (any, e
 	if err != nil {
 		return nil, err
 	}
-	v, err := h.svc.GetSecretValue(ctx, r.Principal.Account, secrets.GetValueInput{
+	v, err := h.svc.GetSecretValue(ctx, secretOwner(r, name), secrets.GetValueInput{
 		Name: name, VersionID: p.String("VersionId"), VersionStage: p.String("VersionStage"),
 	})
 	if err != nil {
@@ -457,7 +492,7 @@ func (h *secretHandlers) describeSecret(ctx context.Context, r *Request) (any, e
 	if err != nil {
 		return nil, err
 	}
-	sec, err := h.svc.DescribeSecret(ctx, r.Principal.Account, name)
+	sec, err := h.svc.DescribeSecret(ctx, secretOwner(r, name), name)
 	if err != nil {
 		return nil, err
 	}
@@ -573,7 +608,7 @@ func (h *secretHandlers) listSecretVersionIds(ctx context.Context, r *Request) (
 	if err != nil {
 		return nil, err
 	}
-	sec, vs, total, err := h.svc.ListSecretVersionIds(ctx, r.Principal.Account, name, deprecated, number, size)
+	sec, vs, total, err := h.svc.ListSecretVersionIds(ctx, secretOwner(r, name), name, deprecated, number, size)
 	if err != nil {
 		return nil, err
 	}
@@ -706,6 +741,9 @@ func (h *secretHandlers) setSecretPolicy(ctx context.Context, r *Request) (any, 
 	}
 	pol, err := p.Required("Policy")
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSecretPolicy(pol); err != nil {
 		return nil, err
 	}
 	if err := h.svc.SetSecretPolicy(ctx, r.Principal.Account, name, p.String("PolicyName"), pol); err != nil {

@@ -400,7 +400,7 @@ func TestSecretRouteResources(t *testing.T) {
 		{"GetSecretValue", Params{"SecretName": "a/b"}, "acs:kms:cn-test:100:secret/a/b"},
 		{"GetSecretValue", Params{"SecretName": "acs:kms:cn-test:100:secret/a"}, "acs:kms:cn-test:100:secret/a"},
 		{"CreateSecret", Params{"SecretName": "n"}, "acs:kms:cn-test:100:secret/n"},
-		{"ListSecrets", Params{}, ""},
+		{"ListSecrets", Params{}, "acs:kms:cn-test:100:secret"}, // the container
 		{"TagResource", Params{"KeyId": "k1"}, "acs:kms:cn-test:100:key/k1"},
 		{"TagResources", Params{"ResourceType": "secret", "ResourceId.1": "s"}, "acs:kms:cn-test:100:secret/s"},
 		{"TagResources", Params{"ResourceType": "Key", "ResourceId.1": "k"}, "acs:kms:cn-test:100:key/k"},
