@@ -37,8 +37,11 @@ const (
 
 var (
 	bucketLeases   = []byte("sys:leases")
-	bucketNonces   = []byte("sys:nonces")    // nonce -> expiry (unix ns, big endian)
-	bucketNonceExp = []byte("sys:nonce-exp") // expiry (big endian) + nonce -> nil: purge index
+	bucketNonceIDs = []byte("sys:nonce-ids") // expiry (unix ns, big endian) ‖ nonceID -> nil
+
+	// The nonce layout before sys:nonce-ids, migrated at Open.
+	legacyNonces   = []byte("sys:nonces")    // nonce -> expiry
+	legacyNonceExp = []byte("sys:nonce-exp") // expiry ‖ nonce -> nil
 )
 
 // Option configures Open.
@@ -50,6 +53,7 @@ type options struct {
 	purgeInterval time.Duration
 	purgeLimit    int
 	now           func() time.Time
+	noncesInDB    bool // persist nonces in bbolt instead of the nonce log (benchmark comparison)
 }
 
 // WithOpenTimeout bounds the wait for bbolt's exclusive file lock, so that a
@@ -90,6 +94,9 @@ type Store struct {
 
 	lockMu sync.Mutex
 	locks  map[string]chan struct{}
+
+	nonces *nonceIndex // every live nonce; see nonces.go
+	nlog   *nonceLog   // where they are persisted; see noncelog.go
 }
 
 // Open opens (creating if needed) the database file at path with mode 0600.
@@ -123,13 +130,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	nonces := newNonceIndex()
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketLeases, bucketNonces, bucketNonceExp} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+		if _, err := tx.CreateBucketIfNotExists(bucketLeases); err != nil {
+			return err
 		}
-		return nil
+		return loadNonces(tx, nonces, o.now().UnixNano())
 	})
 	if err != nil {
 		db.Close()
@@ -138,10 +144,19 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s := &Store{
 		db:      db,
 		opts:    o,
+		nonces:  nonces,
 		reqs:    make(chan *call, 4*o.maxBatch),
 		stopped: make(chan struct{}),
 		subs:    make(map[string]map[*subscriber]struct{}),
 		locks:   make(map[string]chan struct{}),
+	}
+	if !o.noncesInDB {
+		s.nlog, err = openNonceLog(path+nonceLogSuffix, nonces, o.now().UnixNano(), o.maxBatch)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		go s.nlog.run(o.maxBatch, o.now, o.purgeInterval, nonces)
 	}
 	go s.committer()
 	return s, nil
@@ -156,8 +171,14 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.reqs)
+	if s.nlog != nil {
+		close(s.nlog.reqs)
+	}
 	s.closeMu.Unlock()
 	<-s.stopped
+	if s.nlog != nil {
+		<-s.nlog.stopped
+	}
 	return s.db.Close()
 }
 

@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,86 +11,6 @@ import (
 
 	"github.com/keyhold/keyhold/internal/store"
 )
-
-// --- replay nonces ---
-
-// PutNonce is an insert-if-absent in its own bucket, group-committed with
-// every other write: a replay is refused even across a crash, and under
-// load many nonces share one fsync. A second bucket indexes nonces by
-// expiry so that purging reads only what has expired.
-func (s *Store) PutNonce(ctx context.Context, key string, expires time.Time) (bool, error) {
-	if key == "" {
-		return false, errEmptyKey
-	}
-	var fresh bool
-	err := s.Update(ctx, func(stx store.Tx) error {
-		fresh = false // fn may run more than once
-		t := stx.(*tx)
-		nonces := t.btx.Bucket(bucketNonces)
-		index := t.btx.Bucket(bucketNonceExp)
-		k := []byte(key)
-		now := t.now().UnixNano()
-		if v := nonces.Get(k); v != nil {
-			old := int64(u64(v))
-			if now < old {
-				return nil // replay
-			}
-			if err := index.Delete(expKey(old, k)); err != nil {
-				return err
-			}
-		}
-		fresh = true
-		exp := expires.UnixNano()
-		if exp <= now {
-			// Already expired: nothing to remember, and storing it
-			// would only add purge work.
-			return nonces.Delete(k)
-		}
-		if err := nonces.Put(k, putU64(uint64(exp))); err != nil {
-			return err
-		}
-		return index.Put(expKey(exp, k), nil)
-	})
-	return fresh, err
-}
-
-func expKey(exp int64, key []byte) []byte {
-	b := make([]byte, 8, 8+len(key))
-	binary.BigEndian.PutUint64(b, uint64(exp))
-	return append(b, key...)
-}
-
-// maybePurgeNonces deletes up to purgeLimit expired nonces inside a commit
-// that is happening anyway. When the limit is hit it runs again at the next
-// commit, so the backlog cannot outgrow the insert rate. Failures are
-// ignored: an unpurged nonce is harmless (expired ones count as absent).
-func (s *Store) maybePurgeNonces(btx *bbolt.Tx) {
-	now := s.opts.now()
-	if now.Sub(s.lastPurg) < s.opts.purgeInterval {
-		return
-	}
-	index := btx.Bucket(bucketNonceExp)
-	nonces := btx.Bucket(bucketNonces)
-	var victims [][]byte
-	c := index.Cursor()
-	for k, _ := c.First(); k != nil && len(victims) < s.opts.purgeLimit; k, _ = c.Next() {
-		if int64(u64(k[:8])) > now.UnixNano() {
-			break
-		}
-		victims = append(victims, k) // valid until the tx ends
-	}
-	if len(victims) < s.opts.purgeLimit {
-		s.lastPurg = now
-	}
-	// Delete after iterating: deleting under a bbolt cursor skips keys.
-	for _, k := range victims {
-		exp, key := k[:8], k[8:]
-		if v := nonces.Get(key); v != nil && bytes.Equal(v, exp) {
-			_ = nonces.Delete(key)
-		}
-		_ = index.Delete(k)
-	}
-}
 
 // --- leases ---
 
