@@ -116,6 +116,11 @@ func (s *Service) CreateSecret(ctx context.Context, account string, in CreateInp
 		if versions, err = managedVersions(secretType, sub, in.VersionID, value, now); err != nil {
 			return nil, err
 		}
+		if v := s.validator(secretType); v != nil {
+			if err := v.ValidateCreate(ctx, account, sub, cfg, value); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	// Fail fast on a taken name before asking the key service for work.

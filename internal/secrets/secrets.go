@@ -93,6 +93,14 @@ type Rotator interface {
 	Rotate(ctx context.Context, account string, s *Secret, versionID string, supplied []byte) error
 }
 
+// Validator checks a new managed secret against its target before anything
+// is stored (for ECS: the host is enrolled, the user exists there and its
+// agent may change it, the value has the sub-type's form). cfg is the
+// parsed ExtendedConfig, value the SecretData as sent.
+type Validator interface {
+	ValidateCreate(ctx context.Context, account, subType string, cfg map[string]any, value []byte) error
+}
+
 // Tag is one resource tag.
 type Tag struct {
 	Key   string `json:"TagKey"`
@@ -211,6 +219,7 @@ type Service struct {
 	region   string
 	now      func() time.Time
 	rotators map[string]Rotator
+	checks   map[string]Validator
 
 	rotateLimit int // RotateSecret calls per account per hour; 0 = unlimited
 	mu          sync.Mutex
@@ -243,6 +252,7 @@ func New(st store.Store, env Envelope, opts ...Option) *Service {
 		region:      "cn-hangzhou",
 		now:         time.Now,
 		rotators:    map[string]Rotator{},
+		checks:      map[string]Validator{},
 		rotateCalls: map[string][]time.Time{},
 	}
 	for _, o := range opts {
@@ -257,6 +267,19 @@ func (s *Service) SetRotator(secretType string, r Rotator) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rotators[secretType] = r
+}
+
+// SetValidator registers the creation check for a managed secret type.
+func (s *Service) SetValidator(secretType string, v Validator) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks[secretType] = v
+}
+
+func (s *Service) validator(secretType string) Validator {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checks[secretType]
 }
 
 func (s *Service) rotator(secretType string) Rotator {
