@@ -130,14 +130,18 @@ func New(st store.Store, sealer Sealer) *Service {
 		cancel: cancel,
 	}
 	changed, unsubscribe := st.Subscribe(topicAccessKeys)
+	policies, unsubscribePolicies := st.Subscribe(topicPolicies)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		defer unsubscribe()
+		defer unsubscribePolicies()
 		for {
 			select {
 			case <-changed:
 				s.invalidate("")
+			case <-policies:
+				s.invalidatePolicies()
 			case <-ctx.Done():
 				return
 			}

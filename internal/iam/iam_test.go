@@ -25,7 +25,7 @@ import (
 // fakeSealer stands in for keys.Service: AES-256-GCM under a random key.
 type fakeSealer struct{ aead cipher.AEAD }
 
-func newFakeSealer(t *testing.T) *fakeSealer {
+func newFakeSealer(t testing.TB) *fakeSealer {
 	t.Helper()
 	k := make([]byte, 32)
 	rand.Read(k)
@@ -59,12 +59,12 @@ type env struct {
 	sealer *fakeSealer
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	return &env{path: filepath.Join(t.TempDir(), "keyhold.db"), sealer: newFakeSealer(t)}
 }
 
 // open opens the store and a Service over it, closed at test end.
-func (e *env) open(t *testing.T) (store.Store, *Service) {
+func (e *env) open(t testing.TB) (store.Store, *Service) {
 	t.Helper()
 	st, err := bolt.Open(e.path)
 	if err != nil {
