@@ -18,7 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyhold/keyhold/internal/agentapi"
+	"github.com/keyhold/keyhold/internal/agentapi/wire"
 	"github.com/keyhold/keyhold/internal/audit"
+	"github.com/keyhold/keyhold/internal/fleet"
 	"github.com/keyhold/keyhold/internal/iam"
 	"github.com/keyhold/keyhold/internal/keys"
 	"github.com/keyhold/keyhold/internal/kmsapi"
@@ -65,6 +68,8 @@ type Server struct {
 	secrets  *secrets.Service
 	iam      *iam.Service
 	ca       *pki.CA
+	fleet    *fleet.Service
+	agentAPI *agentapi.Handler
 	handler  http.Handler
 	httpLn   net.Listener
 	httpsLn  net.Listener
@@ -181,7 +186,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// conditions, secret policies and the kms:Decrypt rule.
 	s.iam.UseResources(s.secrets, s.keys)
 
-	s.handler = kmsapi.New(kmsapi.Config{
+	// Enrollment tokens pin the deployment CA, so agents trust it alone.
+	s.fleet = fleet.New(st, s.keys, fleet.WithCAPin(wire.CAPin(s.ca.Certificate().Raw)),
+		fleet.WithClock(cfg.Now), fleet.WithDriftHook(s.auditDrift))
+	s.agentAPI = agentapi.New(s.fleet, agentapi.Options{Logger: log})
+
+	api := kmsapi.New(kmsapi.Config{
 		Region:      cfg.Region,
 		Credentials: s.iam,
 		Nonces:      st,
@@ -197,7 +207,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		kmsapi.AccountRoutes(s.iam),
 		kmsapi.AuditRoutes(s.audit),
 		kmsapi.DeploymentRoutes(s),
+		kmsapi.HostRoutes(s.fleet),
 	)
+	// The agent protocol has its own authentication (the agent's key) and
+	// lives beside the RPC API on the same listeners.
+	mux := http.NewServeMux()
+	mux.Handle(wire.Prefix, s.agentAPI)
+	mux.Handle("/", api)
+	s.handler = mux
 	if err := s.serveAll(); err != nil {
 		return nil, err
 	}
@@ -236,6 +253,24 @@ func (s *Server) openAudit() error {
 
 func (s *Server) ready() error {
 	return s.store.View(context.Background(), func(tx store.Tx) error { return nil })
+}
+
+// Fleet is the hosts domain (enrolled agents and their command queues).
+func (s *Server) Fleet() *fleet.Service { return s.fleet }
+
+// auditDrift records a change an agent saw on a managed account that
+// Keyhold did not make.
+func (s *Server) auditDrift(ctx context.Context, account, hostID string, ev fleet.DriftEvent) {
+	_, err := s.audit.Append(context.WithoutCancel(ctx), audit.Event{
+		Time: s.cfg.Now(), Account: account, PrincipalType: "agent", PrincipalName: hostID,
+		APIVersion: kmsapi.VersionKeyhold, Action: "keyhold:HostDrift",
+		Resource:  "acs:keyhold:" + s.cfg.Region + ":" + account + ":host/" + hostID,
+		RequestID: wire.NewNonce(), Stage: audit.StageOutcome, Result: "OK",
+		Params: map[string]string{"UserName": ev.User, "What": ev.What},
+	})
+	if err != nil {
+		s.log.Error("audit: a host drift event was not recorded", "host", hostID, "err", err)
+	}
 }
 
 // Handler is the API handler (for in-process tests and benchmarks).
@@ -310,13 +345,16 @@ func (s *Server) serverCertificate() (tls.Certificate, error) {
 }
 
 func (s *Server) newHTTPServer() *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Held agent long-polls answer at once on shutdown instead of holding it up.
+	srv.RegisterOnShutdown(s.agentAPI.Close)
+	return srv
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener, url string) {
