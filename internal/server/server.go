@@ -53,8 +53,8 @@ type Config struct {
 	// (tests of the fail-closed rule).
 	AuditFault func() error
 	// ReplicaID names this replica (default host name + random suffix);
-	// LeaseTTL is the leader lease's lifetime (default 6s, renewed every
-	// third of it). See replicas.go.
+	// LeaseTTL is the leader lease's lifetime (default 5s, renewed every
+	// quarter of it). See replicas.go.
 	ReplicaID string
 	LeaseTTL  time.Duration
 }
