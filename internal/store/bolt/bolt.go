@@ -36,10 +36,9 @@ const (
 )
 
 var (
-	bucketLeases   = []byte("sys:leases")
-	bucketNonceIDs = []byte("sys:nonce-ids") // expiry (unix ns, big endian) ‖ nonceID -> nil
+	bucketLeases = []byte("sys:leases")
 
-	// The nonce layout before sys:nonce-ids, migrated at Open.
+	// Nonces were kept in bbolt before the nonce log; Open migrates them.
 	legacyNonces   = []byte("sys:nonces")    // nonce -> expiry
 	legacyNonceExp = []byte("sys:nonce-exp") // expiry ‖ nonce -> nil
 )
@@ -51,9 +50,7 @@ type options struct {
 	openTimeout   time.Duration
 	maxBatch      int
 	purgeInterval time.Duration
-	purgeLimit    int
 	now           func() time.Time
-	noncesInDB    bool // persist nonces in bbolt instead of the nonce log (benchmark comparison)
 }
 
 // WithOpenTimeout bounds the wait for bbolt's exclusive file lock, so that a
@@ -64,11 +61,11 @@ func WithOpenTimeout(d time.Duration) Option { return func(o *options) { o.openT
 // bound the size of a single transaction.
 func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
 
-// WithNoncePurge sets how often expired nonces are purged and how many are
-// deleted per commit (default every second, 1000 per commit). Purging rides
-// on regular commits, so it costs no extra fsync.
-func WithNoncePurge(every time.Duration, limit int) Option {
-	return func(o *options) { o.purgeInterval, o.purgeLimit = every, limit }
+// WithNoncePurge sets how often expired nonces are dropped from memory and
+// fully expired nonce log segments deleted (default every second). It runs
+// on the nonce writer after a group, so it costs no extra fsync.
+func WithNoncePurge(every time.Duration) Option {
+	return func(o *options) { o.purgeInterval = every }
 }
 
 // WithClock replaces time.Now for nonce and lease expiry (tests).
@@ -81,13 +78,12 @@ type Store struct {
 
 	// Group commit: Update sends a call on reqs; the committer goroutine
 	// owns every write transaction. closeMu keeps senders and Close apart.
-	reqs     chan *call
-	closeMu  sync.RWMutex
-	closed   bool
-	stopped  chan struct{}
-	lastPurg time.Time // committer goroutine only
-	commits  atomic.Uint64
-	calls    atomic.Uint64
+	reqs    chan *call
+	closeMu sync.RWMutex
+	closed  bool
+	stopped chan struct{}
+	commits atomic.Uint64
+	calls   atomic.Uint64
 
 	subMu sync.Mutex
 	subs  map[string]map[*subscriber]struct{}
@@ -105,7 +101,6 @@ func Open(path string, opts ...Option) (*Store, error) {
 		openTimeout:   2 * time.Second,
 		maxBatch:      512,
 		purgeInterval: time.Second,
-		purgeLimit:    1000,
 		now:           time.Now,
 	}
 	for _, opt := range opts {
@@ -130,34 +125,39 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	nonces := newNonceIndex()
 	err = db.Update(func(tx *bbolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketLeases); err != nil {
-			return err
-		}
-		return loadNonces(tx, nonces, o.now().UnixNano())
+		_, err := tx.CreateBucketIfNotExists(bucketLeases)
+		return err
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("bolt: initialise %s: %w", path, err)
 	}
+	// The nonce log is opened under bbolt's file lock, so it too has a
+	// single writer.
+	nonces := newNonceIndex()
+	nlog, err := openNonceLog(path+nonceLogSuffix, nonces, o.now().UnixNano(), o.maxBatch)
+	if err == nil {
+		err = migrateLegacyNonces(db, nlog, nonces, o.now().UnixNano())
+		if err != nil {
+			nlog.cur.Close()
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: nonces of %s: %w", path, err)
+	}
 	s := &Store{
 		db:      db,
 		opts:    o,
 		nonces:  nonces,
+		nlog:    nlog,
 		reqs:    make(chan *call, 4*o.maxBatch),
 		stopped: make(chan struct{}),
 		subs:    make(map[string]map[*subscriber]struct{}),
 		locks:   make(map[string]chan struct{}),
 	}
-	if !o.noncesInDB {
-		s.nlog, err = openNonceLog(path+nonceLogSuffix, nonces, o.now().UnixNano(), o.maxBatch)
-		if err != nil {
-			db.Close()
-			return nil, err
-		}
-		go s.nlog.run(o.maxBatch, o.now, o.purgeInterval, nonces)
-	}
+	go s.nlog.run(o.maxBatch, o.now, o.purgeInterval, nonces)
 	go s.committer()
 	return s, nil
 }
@@ -171,14 +171,10 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.reqs)
-	if s.nlog != nil {
-		close(s.nlog.reqs)
-	}
+	close(s.nlog.reqs)
 	s.closeMu.Unlock()
 	<-s.stopped
-	if s.nlog != nil {
-		<-s.nlog.stopped
-	}
+	<-s.nlog.stopped
 	return s.db.Close()
 }
 
@@ -313,7 +309,6 @@ func (s *Store) commit(batch []*call) {
 				}
 				c.topics = t.topics
 			}
-			s.maybePurgeNonces(btx)
 			return nil
 		})
 		if failed >= 0 {

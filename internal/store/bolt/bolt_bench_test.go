@@ -87,8 +87,10 @@ func BenchmarkPutNonce(b *testing.B) {
 			ctx := context.Background()
 			exp := time.Now().Add(15 * time.Minute)
 			defer reportBatch(b, s)
-			parallel(b, writers, func(i uint64) error {
-				ok, err := s.PutNonce(ctx, "nonce-"+strconv.FormatUint(i, 36), exp)
+			b.ReportAllocs()
+			// Random nonces, as clients send them (UUIDs).
+			parallel(b, writers, func(uint64) error {
+				ok, err := s.PutNonce(ctx, "acs/LTAI5tBenchmarkKey/"+rand.Text(), exp)
 				if err == nil && !ok {
 					err = fmt.Errorf("fresh nonce refused")
 				}

@@ -3,13 +3,12 @@ package bolt
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
-
-	"github.com/keyhold/keyhold/internal/store"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Replay nonces.
@@ -18,9 +17,9 @@ import (
 // accept a nonce for this store, so "have we seen it?" is answered from
 // memory: nonceIndex holds every live nonce, loaded at Open from what was
 // persisted. Only the insert has to reach the disk before PutNonce says
-// true, and it is written by expiry, so a batch of inserts appends to the
-// end of the persisted sequence instead of rewriting one B+tree leaf per
-// nonce, and purging removes a prefix.
+// true, and it is appended to the nonce log (noncelog.go) rather than
+// committed to bbolt: one write and one fdatasync per group of concurrent
+// callers, instead of a B+tree page per random nonce and two syncs.
 
 // nonceID identifies a nonce in memory and on disk: the first 128 bits of
 // SHA-256(key). Fixed-size keys keep the index small and the persisted
@@ -115,8 +114,8 @@ func (x *nonceIndex) len() int {
 }
 
 // PutNonce records key until expires and returns false if it is already
-// recorded and live. A true is durable: the nonce is on disk (group
-// committed, one fsync shared by concurrent callers) before PutNonce
+// recorded and live. A true is durable: the nonce is in the nonce log and
+// fdatasynced (one sync shared by concurrent callers) before PutNonce
 // returns, so a replay is refused across a crash or restart.
 func (s *Store) PutNonce(ctx context.Context, key string, expires time.Time) (bool, error) {
 	if key == "" {
@@ -140,105 +139,63 @@ func (s *Store) PutNonce(ctx context.Context, key string, expires time.Time) (bo
 	return true, nil
 }
 
-// nonceRecord is the persisted form: expiry (8, big endian) ‖ id (16), so
-// that byte order is expiry order.
-func nonceRecord(id nonceID, exp int64) []byte {
-	b := make([]byte, 8+len(id))
-	binary.BigEndian.PutUint64(b, uint64(exp))
-	copy(b[8:], id[:])
-	return b
-}
-
 func (s *Store) persistNonce(ctx context.Context, id nonceID, exp int64) error {
-	if s.nlog != nil {
-		c := &nonceCall{id: id, exp: exp, done: make(chan struct{})}
-		s.closeMu.RLock()
-		if s.closed {
-			s.closeMu.RUnlock()
-			return ErrClosed
-		}
-		select {
-		case s.nlog.reqs <- c:
-		case <-ctx.Done():
-			s.closeMu.RUnlock()
-			return ctx.Err()
-		}
+	c := &nonceCall{id: id, exp: exp, done: make(chan struct{})}
+	s.closeMu.RLock()
+	if s.closed {
 		s.closeMu.RUnlock()
-		// Once queued the record is written: wait for the outcome.
-		<-c.done
-		return c.err
+		return ErrClosed
 	}
-	return s.Update(ctx, func(stx store.Tx) error {
-		return stx.(*tx).btx.Bucket(bucketNonceIDs).Put(nonceRecord(id, exp), nil)
-	})
+	select {
+	case s.nlog.reqs <- c:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	s.closeMu.RUnlock()
+	// Once queued the record is written: wait for the outcome, so a caller
+	// never guesses whether its nonce landed.
+	<-c.done
+	return c.err
 }
 
-// loadNonces fills the index from the persisted nonces and migrates the
-// layout before this one (sys:nonces: key -> expiry, with its sys:nonce-exp
-// index), whose keys are re-recorded by id.
-func loadNonces(btx *bbolt.Tx, x *nonceIndex, now int64) error {
-	b, err := btx.CreateBucketIfNotExists(bucketNonceIDs)
+// migrateLegacyNonces moves the live nonces of the layout before the nonce
+// log (bbolt buckets sys:nonces: key -> expiry, and its index
+// sys:nonce-exp) into the log, synced, and then drops the buckets. A crash
+// in between imports them again at the next Open, which is harmless.
+func migrateLegacyNonces(db *bbolt.DB, l *nonceLog, x *nonceIndex, now int64) error {
+	var batch []*nonceCall
+	err := db.View(func(btx *bbolt.Tx) error {
+		b := btx.Bucket(legacyNonces)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if len(v) == 8 && int64(u64(v)) > now {
+				batch = append(batch, &nonceCall{id: nonceIDOf(string(k)), exp: int64(u64(v))})
+			}
+			return nil
+		})
+	})
 	if err != nil {
 		return err
 	}
-	if old := btx.Bucket(legacyNonces); old != nil {
-		err := old.ForEach(func(k, v []byte) error {
-			if len(v) != 8 || int64(u64(v)) <= now {
-				return nil
-			}
-			return b.Put(nonceRecord(nonceIDOf(string(k)), int64(u64(v))), nil)
-		})
-		if err != nil {
+	for len(batch) > 0 {
+		n := min(len(batch), (segmentSize-len(nonceLogMagic))/nonceRecSize)
+		if err := l.write(batch[:n]); err != nil {
 			return err
 		}
+		for _, c := range batch[:n] {
+			x.load(c.id, c.exp, now)
+		}
+		batch = batch[n:]
+	}
+	return db.Update(func(btx *bbolt.Tx) error {
 		for _, name := range [][]byte{legacyNonces, legacyNonceExp} {
-			if err := btx.DeleteBucket(name); err != nil {
+			if err := btx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 		}
-	}
-	c := b.Cursor()
-	// Expired records sort first; skip them (the purge removes them).
-	var start [8]byte
-	binary.BigEndian.PutUint64(start[:], uint64(now+1))
-	for k, _ := c.Seek(start[:]); k != nil; k, _ = c.Next() {
-		if len(k) == 8+len(nonceID{}) {
-			x.load(nonceID(k[8:]), int64(u64(k[:8])), now)
-		}
-	}
-	return nil
+		return nil
+	})
 }
-
-// maybePurgeNonces deletes up to purgeLimit expired nonces inside a commit
-// that is happening anyway: a prefix of the expiry-ordered bucket. When the
-// limit is hit it runs again at the next commit, so the backlog cannot
-// outgrow the insert rate. Failures are ignored: an unpurged nonce is
-// harmless (expired ones count as absent).
-func (s *Store) maybePurgeNonces(btx *bbolt.Tx) {
-	now := s.opts.now()
-	if now.Sub(s.lastPurg) < s.opts.purgeInterval {
-		return
-	}
-	s.nonces.purge(now.UnixNano())
-	b := btx.Bucket(bucketNonceIDs)
-	c := b.Cursor()
-	n := 0
-	for k, _ := c.First(); k != nil && n < s.opts.purgeLimit; k, _ = c.First() {
-		if int64(u64(k[:8])) > now.UnixNano() {
-			break
-		}
-		// Delete at the cursor and restart from First: deleting and then
-		// calling Next skips keys in bbolt.
-		if err := c.Delete(); err != nil {
-			return
-		}
-		n++
-	}
-	if n < s.opts.purgeLimit {
-		s.lastPurg = now
-	}
-}
-
-// withNoncesInDB persists nonces in bbolt (sys:nonce-ids) rather than the
-// nonce log: kept for the benchmark that compares the two.
-func withNoncesInDB() Option { return func(o *options) { o.noncesInDB = true } }
