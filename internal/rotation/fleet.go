@@ -2,7 +2,8 @@ package rotation
 
 import (
 	"context"
-	"time"
+
+	"github.com/keyhold/keyhold/internal/fleet"
 )
 
 // Fleet is what the engine needs from the server side of the agents
@@ -19,44 +20,24 @@ type Fleet interface {
 	Host(ctx context.Context, account, hostID string) (*Host, error)
 }
 
-// Mirrors of internal/fleet's types.
+// The fleet's types, named here for brevity.
 type (
-	Host struct {
-		ID, Account, HostName, SSHAddress string
-		SSHHostKeys                       []string
-		LocalUsers                        []LocalUser
-		AllowUsers                        []string
-		AgentVersion                      string
-		EnrolledAt, LastSeen              time.Time
-		Online                            bool
-		Removed                           bool
-	}
-	LocalUser struct {
-		Name                       string
-		UID                        int
-		Allowed                    bool
-		PasswordLogin, PubkeyLogin bool
-	}
-	Command struct {
-		ID, RotationID, Op, User, Password, PublicKey, PrivateKey string
-	}
-	Result struct {
-		CommandID, HostID, RotationID, Op, Status, Check, Error string
-		Time                                                    time.Time
-	}
+	Host      = fleet.Host
+	LocalUser = fleet.LocalUser
+	Command   = fleet.Command
+	Result    = fleet.Result
 )
 
-// Agent operations.
+// Agent operations and result statuses.
 const (
-	OpPasswordApply   = "password.apply"
-	OpPasswordRestore = "password.restore"
-	OpSSHKeyApply     = "sshkey.apply"
-	OpSSHKeyCleanup   = "sshkey.cleanup"
-	OpSSHKeyRestore   = "sshkey.restore"
+	OpPasswordApply   = fleet.OpPasswordApply
+	OpPasswordRestore = fleet.OpPasswordRestore
+	OpSSHKeyApply     = fleet.OpSSHKeyApply
+	OpSSHKeyCleanup   = fleet.OpSSHKeyCleanup
+	OpSSHKeyRestore   = fleet.OpSSHKeyRestore
+
+	StatusOK     = fleet.StatusOK
+	StatusFailed = fleet.StatusFailed
 )
 
-// Result statuses.
-const (
-	StatusOK     = "ok"
-	StatusFailed = "failed"
-)
+var _ Fleet = (*fleet.Service)(nil)
