@@ -201,15 +201,17 @@ func (l *nonceLog) run(maxBatch int, now func() time.Time, purgeEvery time.Durat
 				break
 			}
 		}
-		err := l.write(batch)
-		for _, c := range batch {
-			c.err = err
-			close(c.done)
-		}
+		// Purge before writing, so that a caller who sees its nonce
+		// acknowledged also sees the purge that group triggered.
 		if t := now(); t.Sub(l.lastPurg) >= purgeEvery {
 			l.lastPurg = t
 			x.purge(t.UnixNano())
 			l.dropExpired(t.UnixNano())
+		}
+		err := l.write(batch)
+		for _, c := range batch {
+			c.err = err
+			close(c.done)
 		}
 	}
 }
