@@ -28,6 +28,7 @@ type SecretService interface {
 	RestoreSecret(ctx context.Context, account, name string) (*secrets.Secret, error)
 	UpdateSecretRotationPolicy(ctx context.Context, account, name string, enable bool, interval string) (*secrets.Secret, error)
 	RotateSecret(ctx context.Context, account, name, versionID string) (*secrets.Secret, error)
+	RotateSecretWithValue(ctx context.Context, account, name, versionID string, value []byte) (*secrets.Secret, error)
 	GetSecretPolicy(ctx context.Context, account, name, policyName string) (string, error)
 	SetSecretPolicy(ctx context.Context, account, name, policyName, policy string) error
 	TagSecrets(ctx context.Context, account string, names []string, tags []secrets.Tag) error
@@ -685,8 +686,21 @@ func (h *secretHandlers) rotateSecret(ctx context.Context, r *Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	sec, err := h.svc.RotateSecret(ctx, r.Principal.Account, name, versionID)
-	if err != nil {
+	var sec *secrets.Secret
+	if p.Has("SecretData") {
+		// Keyhold extension: a caller-supplied new value. Access control
+		// must also require kms:GetSecretValue on the secret for this form
+		// (the caller knows the result): the Authorizer sees the
+		// SecretData parameter on the RotateSecret request.
+		data, err := p.Required("SecretData")
+		if err != nil {
+			return nil, err
+		}
+		sec, err = h.svc.RotateSecretWithValue(ctx, r.Principal.Account, name, versionID, []byte(data))
+		if err != nil {
+			return nil, err
+		}
+	} else if sec, err = h.svc.RotateSecret(ctx, r.Principal.Account, name, versionID); err != nil {
 		return nil, err
 	}
 	return &rotateSecretResponse{Arn: sec.Arn, VersionId: versionID, SecretName: sec.Name}, nil
