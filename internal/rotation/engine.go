@@ -317,24 +317,42 @@ func cutAccount(key string) (account, rest string, ok bool) {
 	return key, "", false
 }
 
-// Run does the singleton work until Close: at once and every ScanInterval,
-// when this replica leads, it resumes open rotations and starts due
-// scheduled ones.
+// Run does the singleton work until Close: at once, every ScanInterval,
+// and as soon as this replica becomes the leader (checked every second),
+// it resumes open rotations and starts due scheduled ones.
 func (e *Engine) Run() {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		t := time.NewTicker(e.cfg.ScanInterval)
-		defer t.Stop()
+		scan := time.NewTicker(e.cfg.ScanInterval)
+		defer scan.Stop()
+		poll := time.NewTicker(time.Second)
+		defer poll.Stop()
+		led := e.leaderNow()
+		e.Pass(e.bg)
 		for {
-			e.Pass(e.bg)
 			select {
 			case <-e.bg.Done():
 				return
-			case <-t.C:
+			case <-scan.C:
+				e.Pass(e.bg)
+			case <-poll.C:
+				now := e.leaderNow()
+				if now && !led {
+					e.Pass(e.bg)
+				}
+				led = now
 			}
 		}
 	}()
+}
+
+func (e *Engine) leaderNow() bool {
+	if e.cfg.Leader == nil {
+		return true
+	}
+	_, ok := e.cfg.Leader()
+	return ok
 }
 
 // Pass runs the singleton work once if this replica leads.

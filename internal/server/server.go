@@ -26,6 +26,7 @@ import (
 	"github.com/keyhold/keyhold/internal/keys"
 	"github.com/keyhold/keyhold/internal/kmsapi"
 	"github.com/keyhold/keyhold/internal/pki"
+	"github.com/keyhold/keyhold/internal/rotation"
 	"github.com/keyhold/keyhold/internal/secrets"
 	"github.com/keyhold/keyhold/internal/store"
 )
@@ -57,6 +58,15 @@ type Config struct {
 	// quarter of it). See replicas.go.
 	ReplicaID string
 	LeaseTTL  time.Duration
+	// Rotation tunes the rotation engine (tests shorten its timeouts);
+	// zero fields take the engine's defaults.
+	Rotation RotationConfig
+}
+
+// RotationConfig is the part of rotation.Config the server exposes.
+type RotationConfig struct {
+	ApplyTimeout, RetryMin, RetryMax, ScanInterval time.Duration
+	Concurrency                                    int
 }
 
 // Server is a running Keyhold server.
@@ -70,6 +80,7 @@ type Server struct {
 	ca       *pki.CA
 	fleet    *fleet.Service
 	agentAPI *agentapi.Handler
+	rotation *rotation.Engine
 	handler  http.Handler
 	httpLn   net.Listener
 	httpsLn  net.Listener
@@ -133,6 +144,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	defer func() {
 		if err != nil {
 			s.closeListeners()
+			if s.rotation != nil {
+				s.rotation.Close()
+			}
 			if s.auditSink != nil {
 				s.auditSink.Close()
 			}
@@ -191,6 +205,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		fleet.WithClock(cfg.Now), fleet.WithDriftHook(s.auditDrift))
 	s.agentAPI = agentapi.New(s.fleet, agentapi.Options{Logger: log})
 
+	// Rotation of ECS secrets through the agents. Any replica drives the
+	// rotations it starts; resuming others' and the scheduler run on the
+	// leader only, fenced by its lease.
+	rc := cfg.Rotation
+	s.rotation = rotation.New(rotation.Config{
+		Store: st, Secrets: s.secrets, Fleet: s.fleet, Log: log, Now: cfg.Now,
+		ApplyTimeout: rc.ApplyTimeout, RetryMin: rc.RetryMin, RetryMax: rc.RetryMax,
+		ScanInterval: rc.ScanInterval, Concurrency: rc.Concurrency,
+		Leader: func() (uint64, bool) {
+			tok := s.ha.token.Load()
+			return tok, tok != 0
+		},
+		FenceLease: leaseLeader,
+	})
+	ecs := rotation.NewECS(s.rotation)
+	s.secrets.SetRotator(secrets.TypeECS, ecs)
+	s.secrets.SetValidator(secrets.TypeECS, ecs)
+
 	api := kmsapi.New(kmsapi.Config{
 		Region:      cfg.Region,
 		Credentials: s.iam,
@@ -208,6 +240,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		kmsapi.AuditRoutes(s.audit),
 		kmsapi.DeploymentRoutes(s),
 		kmsapi.HostRoutes(s.fleet),
+		kmsapi.RotationRoutes(s.rotation),
 	)
 	// The agent protocol has its own authentication (the agent's key) and
 	// lives beside the RPC API on the same listeners.
@@ -227,6 +260,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.wg.Add(2)
 	go s.purgeLoop(bg)
 	go s.replicaLoop(bg)
+	s.rotation.Run()
 	return s, nil
 }
 
@@ -254,6 +288,9 @@ func (s *Server) openAudit() error {
 func (s *Server) ready() error {
 	return s.store.View(context.Background(), func(tx store.Tx) error { return nil })
 }
+
+// Rotation is the rotation engine (tests, benchmarks).
+func (s *Server) Rotation() *rotation.Engine { return s.rotation }
 
 // Fleet is the hosts domain (enrolled agents and their command queues).
 func (s *Server) Fleet() *fleet.Service { return s.fleet }
@@ -420,6 +457,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.stop()
 		}
 		s.wg.Wait()
+		s.rotation.Close() // rotations in flight resume at the next start
 		s.closeErr = errors.Join(err, s.iam.Close(), s.keys.Close(), s.store.Close())
 		if s.auditSink != nil {
 			s.closeErr = errors.Join(s.closeErr, s.auditSink.Close())
