@@ -167,6 +167,7 @@ func newRootCmd(s stdio) *cobra.Command {
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(opsCommands(a)...)
 	root.AddCommand(newAuditCmd(a))
+	root.AddCommand(newHostCmd(a), newAgentCmd())
 	root.AddCommand(newUserCmd(a), newGroupCmd(a), newAccessKeyCmd(a), newPolicyCmd(a), newAccountCmd(a))
 	return root
 }
