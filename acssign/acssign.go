@@ -127,26 +127,40 @@ func CanonicalRequestACS3(method, path string, query map[string]string, headers 
 		path = "/"
 	}
 	var b strings.Builder
+	// One allocation for the usual request: a handful of short headers.
+	b.Grow(len(method) + len(path) + len(hashedPayload) + 64*len(signedHeaders) + 64)
 	b.WriteString(strings.ToUpper(method))
 	b.WriteByte('\n')
 	b.WriteString(path)
 	b.WriteByte('\n')
-	b.WriteString(canonicalQuery(query, ""))
+	if len(query) > 0 {
+		b.WriteString(canonicalQuery(query, ""))
+	}
 	b.WriteByte('\n')
 	for _, h := range signedHeaders {
 		vals := headers.Values(h)
-		trimmed := make([]string, len(vals))
-		for i, v := range vals {
-			trimmed[i] = strings.TrimSpace(v)
-		}
-		sort.Strings(trimmed)
 		b.WriteString(h)
 		b.WriteByte(':')
-		b.WriteString(strings.Join(trimmed, ","))
+		if len(vals) == 1 {
+			// The common case needs no sort or join.
+			b.WriteString(strings.TrimSpace(vals[0]))
+		} else {
+			trimmed := make([]string, len(vals))
+			for i, v := range vals {
+				trimmed[i] = strings.TrimSpace(v)
+			}
+			sort.Strings(trimmed)
+			b.WriteString(strings.Join(trimmed, ","))
+		}
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
-	b.WriteString(strings.Join(signedHeaders, ";"))
+	for i, h := range signedHeaders {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(h)
+	}
 	b.WriteByte('\n')
 	b.WriteString(hashedPayload)
 	return b.String()
@@ -259,12 +273,13 @@ func SignRequestACS3(req *http.Request, body []byte, accessKeyID, accessKeySecre
 	if host == "" && req.URL != nil {
 		host = req.URL.Host
 	}
-	toSign := http.Header{}
-	var names []string
+	toSign := make(http.Header, len(req.Header)+1)
+	names := make([]string, 0, len(req.Header)+1)
 	for k, vs := range req.Header {
 		lk := strings.ToLower(k)
 		if lk == "content-type" || strings.HasPrefix(lk, "x-acs-") || strings.HasPrefix(lk, "x-keyhold-") {
-			toSign[http.CanonicalHeaderKey(lk)] = append(toSign[http.CanonicalHeaderKey(lk)], vs...)
+			ck := http.CanonicalHeaderKey(lk)
+			toSign[ck] = append(toSign[ck], vs...)
 			if !slices.Contains(names, lk) {
 				names = append(names, lk)
 			}
@@ -276,12 +291,15 @@ func SignRequestACS3(req *http.Request, body []byte, accessKeyID, accessKeySecre
 	}
 	sort.Strings(names)
 
-	query := map[string]string{}
+	var query map[string]string
 	path := "/"
-	if req.URL != nil {
+	if req.URL != nil && req.URL.RawQuery != "" {
+		query = map[string]string{}
 		for k, vs := range req.URL.Query() {
 			query[k] = vs[0]
 		}
+	}
+	if req.URL != nil {
 		if req.URL.Path != "" {
 			path = req.URL.Path
 		}

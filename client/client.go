@@ -259,7 +259,7 @@ func (c *Client) do(ctx context.Context, version, action string, params map[stri
 		return true, fmt.Errorf("client: %s: %w", action, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	body, err := readBody(resp)
 	if err != nil {
 		return false, fmt.Errorf("client: %s: reading response: %w", action, err)
 	}
@@ -277,6 +277,29 @@ func (c *Client) do(ctx context.Context, version, action string, params map[stri
 		return false, fmt.Errorf("client: %s: decoding response: %w", action, err)
 	}
 	return false, nil
+}
+
+// readBody reads at most maxResponseBytes+1 bytes into a buffer sized from
+// Content-Length when the server sent one, which spares io.ReadAll's
+// grow-and-copy steps on every call.
+func readBody(resp *http.Response) ([]byte, error) {
+	r := io.LimitReader(resp.Body, maxResponseBytes+1)
+	n := resp.ContentLength
+	if n < 0 || n > maxResponseBytes {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, n+1) // +1: a body longer than announced is not cut silently
+	m, err := io.ReadFull(r, buf)
+	switch {
+	case err == nil: // more than Content-Length: read the rest the slow way
+		rest, err := io.ReadAll(r)
+		return append(buf, rest...), err
+	case m == int(n) && (err == io.EOF || err == io.ErrUnexpectedEOF):
+		return buf[:m], nil
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return nil, io.ErrUnexpectedEOF // shorter than announced
+	}
+	return nil, err
 }
 
 func (c *Client) newRequest(ctx context.Context, version, action string, params map[string]string) (*http.Request, error) {
