@@ -37,7 +37,7 @@ var rules = []struct {
 	{mod + "/internal/audit", "the audit trail knows neither HTTP, a storage engine nor the wire layer",
 		[]string{"net/http", "database/sql", "go.etcd.io/bbolt", "github.com/jackc/pgx", mod + "/internal/store/", mod + "/internal/kmsapi"}},
 	{mod + "/internal/rotation", "the rotation engine is a domain package: no HTTP, no storage engine, no wire layer",
-		[]string{"net/http", "database/sql", "go.etcd.io/bbolt", "github.com/jackc/pgx", mod + "/internal/store/", mod + "/internal/kmsapi", mod + "/internal/agentapi"}},
+		[]string{"net/http", "database/sql", "go.etcd.io/bbolt", "github.com/jackc/pgx", mod + "/internal/store/", mod + "/internal/kmsapi"}},
 	{mod + "/client", "the public client is used by third parties: no server internals",
 		[]string{mod + "/internal/"}},
 	{mod + "/acssign", "the signer is public: no server internals",
