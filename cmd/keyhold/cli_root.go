@@ -168,6 +168,7 @@ func newRootCmd(s stdio) *cobra.Command {
 	root.AddCommand(opsCommands(a)...)
 	root.AddCommand(newAuditCmd(a))
 	root.AddCommand(newHostCmd(a), newAgentCmd())
+	root.AddCommand(newRotationCmd(a))
 	root.AddCommand(newUserCmd(a), newGroupCmd(a), newAccessKeyCmd(a), newPolicyCmd(a), newAccountCmd(a))
 	return root
 }
