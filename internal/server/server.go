@@ -247,6 +247,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	mux := http.NewServeMux()
 	mux.Handle(wire.Prefix, s.agentAPI)
 	mux.Handle("/", api)
+	if err := s.mountConsole(mux, api); err != nil {
+		return nil, err
+	}
 	s.handler = mux
 	if err := s.serveAll(); err != nil {
 		return nil, err
