@@ -135,8 +135,9 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /console/secrets/new", c.authed(c.secretNewPage))
 	m.HandleFunc("POST /console/secrets/new", c.authed(c.secretCreate))
 	m.HandleFunc("POST /console/secrets/tags", c.authed(c.secretsTags))
-	m.HandleFunc("GET /console/secrets/{name}", c.authed(c.secretDetail))
-	m.HandleFunc("POST /console/secrets/{name}/{op}", c.authed(c.secretOp))
+	// Secret names may hold "/": the name is the rest of the path.
+	m.HandleFunc("GET /console/secrets/{name...}", c.authed(c.secretDetail))
+	m.HandleFunc("POST /console/secret/{op}/{name...}", c.authed(c.secretOp))
 
 	m.HandleFunc("GET /console/keys", c.authed(c.keysList))
 	m.HandleFunc("POST /console/keys/new", c.authed(c.keyCreate))
@@ -174,7 +175,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on form posts, which hides a cross-site post.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	if r.URL.Path == "/console" {
 		http.Redirect(w, r, Prefix, http.StatusSeeOther)
@@ -199,7 +202,8 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" || o == "null" {
-		return o == ""
+		// Not decisive (privacy settings send "null"); the token decides.
+		return true
 	}
 	u, err := url.Parse(o)
 	return err == nil && strings.EqualFold(u.Host, r.Host)
