@@ -92,9 +92,10 @@ type Agent struct {
 	id      identity
 	api     *apiClient
 
-	dropped sync.Map // command id → dropped once (DropReport)
-	driftMu sync.Mutex
-	pending []wire.DriftEvent // drift not yet delivered
+	dropped        sync.Map // command id → dropped once (DropReport)
+	freshInventory bool     // the enrollment just carried the inventory
+	driftMu        sync.Mutex
+	pending        []wire.DriftEvent // drift not yet delivered
 }
 
 // ErrRevoked is returned by Run when the server says the host was removed.
@@ -150,6 +151,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		if err := a.enroll(ctx, key); err != nil {
 			return nil, err
 		}
+		a.freshInventory = true
 	} else {
 		if cfg.Server != "" && strings.TrimSuffix(cfg.Server, "/") != a.id.Server {
 			return nil, fmt.Errorf("this data directory belongs to server %s, not %s", a.id.Server, cfg.Server)
@@ -266,6 +268,9 @@ func (a *Agent) enroll(ctx context.Context, key ed25519.PrivateKey) error {
 func (a *Agent) Run(ctx context.Context) error {
 	go a.driftLoop(ctx)
 	invDue := time.Time{}
+	if a.freshInventory {
+		invDue = time.Now().Add(10 * time.Minute)
+	}
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		if time.Now().After(invDue) {

@@ -170,8 +170,8 @@ func (c *apiClient) do(ctx context.Context, path string, in, out any, signed boo
 		req.Header.Set(wire.HeaderBodyHash, bh)
 		req.Header.Set(wire.HeaderSignature, base64.StdEncoding.EncodeToString(sig))
 	}
-	clear(body)
 	resp, err := c.http.Do(req)
+	clear(body)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ type sshdSettings struct {
 	PubkeyLogin        bool
 	AuthorizedKeysFile string // first entry, with %h/%u/%% not yet expanded
 	UsePAM             bool
+	HostKeys           []string // private host key paths
 }
 
 // effectiveSettings asks sshd for the settings that apply to user when it
@@ -70,6 +71,7 @@ func parseSettings(out []byte, user string) sshdSettings {
 		PubkeyLogin:   get("pubkeyauthentication") == "yes",
 		UsePAM:        get("usepam") == "yes",
 	}
+	s.HostKeys = kv["hostkey"]
 	if v := kv["authorizedkeysfile"]; len(v) > 0 {
 		if f := strings.Fields(v[0]); len(f) > 0 {
 			s.AuthorizedKeysFile = f[0]

@@ -63,7 +63,39 @@ type Unix struct {
 
 	mu       sync.Mutex // one change at a time; drift scans see no half-applied state
 	baseline map[string]userState
+	keysMu   sync.Mutex // guards hostKeys and the settings cache (used while a change holds mu)
 	hostKeys []ssh.PublicKey
+	sshdT    map[string]cachedSettings
+}
+
+// sshd -T costs a fraction of a second per user; its answer is reused for
+// a short while (the settings rarely change, and a stale answer only picks
+// the other kind of check).
+const settingsTTL = time.Minute
+
+type cachedSettings struct {
+	s  sshdSettings
+	at time.Time
+}
+
+func (u *Unix) sshdSettings(ctx context.Context, user string) (sshdSettings, error) {
+	u.keysMu.Lock()
+	c, ok := u.sshdT[user]
+	u.keysMu.Unlock()
+	if ok && time.Since(c.at) < settingsTTL {
+		return c.s, nil
+	}
+	s, err := effectiveSettings(ctx, u.SSHDPath, u.SSHDConfig, user)
+	if err != nil {
+		return s, err
+	}
+	u.keysMu.Lock()
+	if u.sshdT == nil {
+		u.sshdT = map[string]cachedSettings{}
+	}
+	u.sshdT[user] = cachedSettings{s, time.Now()}
+	u.keysMu.Unlock()
+	return s, nil
 }
 
 // userState is the drift baseline of one account (hashes only).
@@ -165,10 +197,14 @@ func (u *Unix) Inventory(ctx context.Context) (wire.Inventory, error) {
 	if inv.SSHAddress == "" {
 		inv.SSHAddress = u.SSHDAddr
 	}
-	if keys, err := hostKeys(ctx, u.SSHDAddr); err == nil {
-		u.mu.Lock()
+	keys := u.hostKeyFiles(ctx)
+	if len(keys) == 0 {
+		keys, _ = hostKeys(ctx, u.SSHDAddr)
+	}
+	if len(keys) > 0 {
+		u.keysMu.Lock()
 		u.hostKeys = keys
-		u.mu.Unlock()
+		u.keysMu.Unlock()
 		for _, k := range keys {
 			inv.SSHHostKeys = append(inv.SSHHostKeys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
 		}
@@ -187,22 +223,52 @@ func (u *Unix) Inventory(ctx context.Context) (wire.Inventory, error) {
 	if err != nil {
 		return inv, err
 	}
-	for _, p := range users {
-		lu := wire.LocalUser{Name: p.Name, UID: p.UID, Allowed: u.allowed(p)}
-		if lu.Allowed {
-			if s, err := u.settings(ctx, p.Name); err == nil {
-				lu.PasswordLogin, lu.PubkeyLogin = s.PasswordLogin, s.PubkeyLogin
-			}
+	inv.LocalUsers = make([]wire.LocalUser, len(users))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4) // sshd -T per user, a few at a time
+	for i, p := range users {
+		inv.LocalUsers[i] = wire.LocalUser{Name: p.Name, UID: p.UID, Allowed: u.allowed(p)}
+		if !inv.LocalUsers[i].Allowed {
+			continue
 		}
-		inv.LocalUsers = append(inv.LocalUsers, lu)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if s, err := u.settings(ctx, p.Name); err == nil {
+				inv.LocalUsers[i].PasswordLogin, inv.LocalUsers[i].PubkeyLogin = s.PasswordLogin, s.PubkeyLogin
+			}
+		}()
 	}
+	wg.Wait()
 	return inv, nil
+}
+
+// hostKeyFiles reads the public halves of the host keys sshd's own
+// configuration names (cheaper than a handshake per key type).
+func (u *Unix) hostKeyFiles(ctx context.Context) []ssh.PublicKey {
+	s, err := u.sshdSettings(ctx, "root")
+	if err != nil {
+		return nil
+	}
+	var keys []ssh.PublicKey
+	for _, p := range s.HostKeys {
+		b, err := os.ReadFile(p + ".pub")
+		if err != nil {
+			continue
+		}
+		if k, _, _, _, err := ssh.ParseAuthorizedKey(b); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // settings are the user's effective sshd settings, adjusted for an account
 // sshd refuses outright (UsePAM no and a locked shadow entry).
 func (u *Unix) settings(ctx context.Context, user string) (sshdSettings, error) {
-	s, err := effectiveSettings(ctx, u.SSHDPath, u.SSHDConfig, user)
+	s, err := u.sshdSettings(ctx, user)
 	if err != nil {
 		return s, err
 	}
@@ -215,9 +281,9 @@ func (u *Unix) settings(ctx context.Context, user string) (sshdSettings, error) 
 }
 
 func (u *Unix) knownHostKeys(ctx context.Context) []ssh.PublicKey {
-	u.mu.Lock()
+	u.keysMu.Lock()
 	keys := u.hostKeys
-	u.mu.Unlock()
+	u.keysMu.Unlock()
 	if keys == nil {
 		keys, _ = hostKeys(ctx, u.SSHDAddr)
 	}
@@ -385,7 +451,7 @@ func cryptVerify(ctx context.Context, pw, hash string) error {
 // authorizedKeysPath is the user's first AuthorizedKeysFile entry.
 func (u *Unix) authorizedKeysPath(ctx context.Context, p passwdEntry) string {
 	pattern := ".ssh/authorized_keys"
-	if s, err := effectiveSettings(ctx, u.SSHDPath, u.SSHDConfig, p.Name); err == nil && s.AuthorizedKeysFile != "" && s.AuthorizedKeysFile != "none" {
+	if s, err := u.sshdSettings(ctx, p.Name); err == nil && s.AuthorizedKeysFile != "" && s.AuthorizedKeysFile != "none" {
 		pattern = s.AuthorizedKeysFile
 	}
 	r := strings.NewReplacer("%%", "%", "%h", p.Home, "%u", p.Name, "%U", strconv.Itoa(p.UID))
