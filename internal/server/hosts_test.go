@@ -234,7 +234,9 @@ func TestHostActionsAndEnrollment(t *testing.T) {
 	}
 	// Drift is audited.
 	var events struct {
-		Events struct{ Event []struct{ Action, Resource string } }
+		Events struct {
+			Event []struct{ Action, Resource string }
+		}
 	}
 	if err := c.Call(ctx, client.VersionKeyhold, "ListAuditEvents", map[string]string{"EventAction": "keyhold:HostDrift"}, &events); err != nil {
 		t.Fatal(err)
