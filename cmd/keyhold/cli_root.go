@@ -170,6 +170,7 @@ func newRootCmd(s stdio) *cobra.Command {
 	root.AddCommand(newHostCmd(a), newAgentCmd())
 	root.AddCommand(newRotationCmd(a))
 	root.AddCommand(newUserCmd(a), newGroupCmd(a), newAccessKeyCmd(a), newPolicyCmd(a), newAccountCmd(a))
+	root.AddCommand(newBastionCmd(a))
 	return root
 }
 
