@@ -24,7 +24,7 @@ func TestECSBadInput(t *testing.T) {
 	create := func(secret, sub, instance, data string) error {
 		_, err := sdk.CreateSecret(&kms.CreateSecretRequest{
 			SecretName: tea.String(secret), SecretType: tea.String("ECS"), VersionId: tea.String("v1"),
-			SecretData: tea.String(data),
+			SecretData:     tea.String(data),
 			ExtendedConfig: map[string]any{"SecretSubType": sub, "RegionId": "cn-hangzhou", "InstanceId": instance},
 		})
 		return err
