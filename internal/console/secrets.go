@@ -207,7 +207,10 @@ func (c *Console) showSecret(w http.ResponseWriter, r *http.Request, s *session,
 		return
 	}
 	var v versionsOut
-	verr := c.call(r, s, kms, "ListSecretVersionIds", map[string]string{"SecretName": name, "IncludeDeprecated": "true", "PageSize": "100"}, &v)
+	var verr error
+	if d.PlannedDeleteTime == "" { // versions are not listed in the deletion window
+		verr = c.call(r, s, kms, "ListSecretVersionIds", map[string]string{"SecretName": name, "IncludeDeprecated": "true", "PageSize": "100"}, &v)
+	}
 	versions := v.VersionIds.VersionId
 	sort.SliceStable(versions, func(i, j int) bool { return versions[i].CreateTime > versions[j].CreateTime })
 	var stages []string

@@ -23,6 +23,14 @@ func parseTemplates(now func() time.Time) (map[string]*template.Template, error)
 		"sub":     func(a, b int) int { return a - b },
 		"qs":      func(kv ...string) template.URL { return template.URL(queryString(kv...)) },
 		"isoTime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		// shortARN drops "acs:<service>:<region>:<account>:" for tables;
+		// the full ARN goes in the title.
+		"shortARN": func(arn string) string {
+			if parts := strings.SplitN(arn, ":", 5); len(parts) == 5 && parts[0] == "acs" {
+				return parts[4]
+			}
+			return arn
+		},
 	}
 	out := map[string]*template.Template{}
 	for _, name := range pageNames {

@@ -66,7 +66,7 @@ func newBrowser(t *testing.T, base string) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 	)
 	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
 	return &browser{t: t, ctx: ctx, base: base, shot: os.Getenv("KEYHOLD_SCREENSHOTS")}
 }
@@ -90,7 +90,7 @@ func (b *browser) open(path string) { b.t.Helper(); b.do(chromedp.Navigate(b.bas
 // until waits for a JavaScript condition on the page to hold.
 func (b *browser) until(expr string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
 	defer cancel()
 	for {
 		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr))
