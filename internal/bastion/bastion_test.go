@@ -54,7 +54,7 @@ func (s *syncBuffer) String() string {
 
 // env is one deployment: server, target sshd with an agent, bastion.
 type env struct {
-	t          *testing.T
+	t          testing.TB
 	tmp        string
 	srv        *server.Server
 	root       *client.Client // the account root (secret administrator)
@@ -72,13 +72,14 @@ type env struct {
 	bobKey     string // operator bob, no grants
 	strangerKy string // a key no operator holds
 	knownHosts string
+	keyUserKey string // the key user's private key, for direct logins in benchmarks
 
 	serverLogs, bastionLogs, agentLogs *syncBuffer
 	clientOut                          *syncBuffer // every ssh/scp/sftp output
 	values                             []string    // every credential value used
 }
 
-func writeKey(t *testing.T, dir, name string) (string, ssh.PublicKey) {
+func writeKey(t testing.TB, dir, name string) (string, ssh.PublicKey) {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	blk, err := ssh.MarshalPrivateKey(priv, name)
@@ -94,7 +95,7 @@ func writeKey(t *testing.T, dir, name string) (string, ssh.PublicKey) {
 }
 
 // keyPair returns an ECS SSHKey secret value for a fresh key pair.
-func keyPair(t *testing.T, user string) (value string, pub ssh.PublicKey, privPEM string) {
+func keyPair(t testing.TB, user string) (value string, pub ssh.PublicKey, privPEM string) {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	blk, err := ssh.MarshalPrivateKey(priv, "")
@@ -107,7 +108,7 @@ func keyPair(t *testing.T, user string) (value string, pub ssh.PublicKey, privPE
 	return string(b), pub, privPEM
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	sshdtest.Require(t)
 	for _, bin := range []string{"ssh", "scp", "sftp"} {
@@ -151,6 +152,8 @@ func newEnv(t *testing.T) *env {
 	e.keyUser = sshdtest.NewUser(t, sshdtest.UserOptions{})
 	keyValue, keyPub, keyPriv := keyPair(t, e.keyUser.Name)
 	e.values = append(e.values, privBody(keyPriv))
+	e.keyUserKey = filepath.Join(e.tmp, "keyuser")
+	check(t, os.WriteFile(e.keyUserKey, []byte(keyPriv), 0o600))
 	e.keyUser.AuthorizeKeys(t, keyPub)
 
 	// Real agent, enrolled with a token.
@@ -238,7 +241,7 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func check(t *testing.T, err error) {
+func check(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -444,6 +447,71 @@ func TestBastion(t *testing.T) {
 		}
 	})
 
+	t.Run("fallback to ACSPrevious", func(t *testing.T) {
+		// Put the previous password back on the host, as a rotation
+		// rolled back on the host after promoting would leave it: the host
+		// refuses ACSCurrent and the bastion logs in with ACSPrevious.
+		// (Keyhold refuses to move ECS stages by hand, so the host moves.)
+		ctx := context.Background()
+		pwOf := func(stage string) string {
+			v := must(e.root.GetSecretValue(ctx, &client.GetSecretValueRequest{SecretName: e.pwSecret, VersionStage: stage}))
+			var c struct{ Password string }
+			json.Unmarshal([]byte(v.SecretData), &c)
+			return c.Password
+		}
+		cur, prev := pwOf("ACSCurrent"), pwOf("ACSPrevious")
+		if cur == prev || prev == "" {
+			t.Fatal("no distinct ACSPrevious (the rotation subtest must run first)")
+		}
+		sshdtest.SetPassword(t, e.pwUser.Name, prev)
+		defer sshdtest.SetPassword(t, e.pwUser.Name, cur)
+		out, code := e.ssh(e.aliceKey, pw, nil, "echo via-fallback")
+		if code != 0 || !strings.Contains(out, "via-fallback") {
+			t.Fatalf("exit %d %q", code, out)
+		}
+		if !strings.Contains(e.bastionLogs.String(), "stage=ACSPrevious") {
+			t.Error("the bastion did not log the fallback")
+		}
+	})
+
+	t.Run("tofu and repin", func(t *testing.T) {
+		// A host without an agent: its key is pinned at the first login.
+		check(t, e.dir.AddHost(bastion.Host{ID: "lab", Name: "lab-1", Address: e.sshd.Addr, Accounts: []bastion.Account{{User: e.pwUser.Name, Secret: e.pwSecret}}}))
+		_, err := e.dir.AddGrant(bastion.Grant{Operator: "alice", Host: "lab-1", Account: e.pwUser.Name})
+		check(t, err)
+		out, code := e.ssh(e.aliceKey, e.pwUser.Name+"@lab-1", nil, "echo tofu-ok")
+		if code != 0 || !strings.Contains(out, "tofu-ok") {
+			t.Fatalf("first login: exit %d %q", code, out)
+		}
+		h := must(e.dir.Load()).Host("lab")
+		if len(h.HostKeys) != 1 || h.HostKeys[0] != bastion.KeyString(e.sshd.HostKey) {
+			t.Fatalf("pinned %v", h.HostKeys)
+		}
+		// A changed key is refused, never silently re-pinned...
+		_, other := writeKey(t, e.tmp, "otherlab")
+		check(t, e.dir.Update(func(st *bastion.State) error {
+			st.Host("lab").HostKeys = []string{bastion.KeyString(other)}
+			return nil
+		}))
+		out, code = e.ssh(e.aliceKey, e.pwUser.Name+"@lab", nil, "true")
+		if code != 255 || !strings.Contains(out, "host key of lab") || !strings.Contains(out, "hosts repin lab") {
+			t.Fatalf("changed key: exit %d %q", code, out)
+		}
+		// ...until an administrator repins.
+		keys := must(e.dir.Repin(context.Background(), nil, "lab"))
+		if len(keys) != 1 || keys[0] != bastion.KeyString(e.sshd.HostKey) {
+			t.Fatalf("repinned %v", keys)
+		}
+		if out, code = e.ssh(e.aliceKey, e.pwUser.Name+"@lab", nil, "true"); code != 0 {
+			t.Fatalf("after repin: exit %d %q", code, out)
+		}
+		// An agent host repins from its agent's report.
+		keys = must(e.dir.Repin(context.Background(), e.bc, e.hostID))
+		if len(keys) == 0 || !strings.Contains(strings.Join(keys, "\n"), bastion.KeyString(e.sshd.HostKey)) {
+			t.Fatalf("agent repin %v", keys)
+		}
+	})
+
 	t.Run("revoke and kill", func(t *testing.T) {
 		s := e.startSession(pw)
 		s.send("echo up")
@@ -594,7 +662,7 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-func waitUntil(t *testing.T, cond func() bool) {
+func waitUntil(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -634,7 +702,7 @@ func (e *env) rotate(secret string) {
 
 // liveSession is an OpenSSH client with a shell fed through a pipe.
 type liveSession struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	in   io.WriteCloser
 	out  *syncBuffer
