@@ -102,7 +102,7 @@ func relTime(v string, now time.Time) string {
 	switch {
 	case d < 45*time.Second:
 		return "just now"
-	case d < 90*time.Minute:
+	case d < 55*time.Minute:
 		s = plural(int(d.Round(time.Minute)/time.Minute), "minute")
 	case d < 36*time.Hour:
 		s = plural(int(d.Round(time.Hour)/time.Hour), "hour")
