@@ -45,6 +45,9 @@ func (e *Engine) drive(account, id string) {
 		}
 		if Terminal(r.State) {
 			e.scheduledDone(r)
+			if e.cfg.OnFinish != nil {
+				e.cfg.OnFinish(r)
+			}
 			return
 		}
 		if notify == nil {

@@ -38,6 +38,9 @@ type Config struct {
 	// each pass so that a deposed leader does nothing.
 	Leader     func() (token uint64, ok bool)
 	FenceLease string
+	// OnFinish, when set, is called once a rotation driven here is seen in
+	// a terminal state (benchmarks, metrics).
+	OnFinish func(r *Rotation)
 }
 
 // Engine runs rotations. It is safe for concurrent use.

@@ -67,6 +67,7 @@ type Config struct {
 type RotationConfig struct {
 	ApplyTimeout, RetryMin, RetryMax, ScanInterval time.Duration
 	Concurrency                                    int
+	OnFinish                                       func(*rotation.Rotation) // benchmarks
 }
 
 // Server is a running Keyhold server.
@@ -212,7 +213,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.rotation = rotation.New(rotation.Config{
 		Store: st, Secrets: s.secrets, Fleet: s.fleet, Log: log, Now: cfg.Now,
 		ApplyTimeout: rc.ApplyTimeout, RetryMin: rc.RetryMin, RetryMax: rc.RetryMax,
-		ScanInterval: rc.ScanInterval, Concurrency: rc.Concurrency,
+		ScanInterval: rc.ScanInterval, Concurrency: rc.Concurrency, OnFinish: rc.OnFinish,
 		Leader: func() (uint64, bool) {
 			tok := s.ha.token.Load()
 			return tok, tok != 0
