@@ -46,6 +46,8 @@ var rules = []struct {
 		[]string{mod + "/internal/store", mod + "/internal/fleet", mod + "/internal/kmsapi", mod + "/internal/keys", mod + "/internal/secrets", mod + "/internal/iam", mod + "/internal/server", mod + "/internal/audit", mod + "/internal/rotation", "go.etcd.io/bbolt", "github.com/jackc/pgx"}},
 	{mod + "/internal/agentapi", "the agent protocol's HTTP side reaches storage only through the fleet domain",
 		[]string{"go.etcd.io/bbolt", "github.com/jackc/pgx", "database/sql", mod + "/internal/store/", mod + "/internal/kmsapi"}},
+	{mod + "/internal/console", "the console acts through the API server (kmsapi.Invoke), never on a storage engine",
+		[]string{"database/sql", "go.etcd.io/bbolt", "github.com/jackc/pgx", mod + "/internal/store/"}},
 	{mod + "/client", "the public client is used by third parties: no server internals",
 		[]string{mod + "/internal/"}},
 	{mod + "/acssign", "the signer is public: no server internals",
