@@ -250,7 +250,7 @@ func check(t testing.TB, err error) {
 
 func (e *env) sshOpts(key string) []string {
 	return []string{"-F", "/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + e.knownHosts,
-		"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "LogLevel=INFO", "-o", "ConnectTimeout=20", "-i", key}
+		"-o", "IdentitiesOnly=yes", "-o", "LogLevel=INFO", "-o", "ConnectTimeout=20", "-i", key}
 }
 
 // run runs an OpenSSH client and returns its combined output and exit code.
@@ -378,6 +378,35 @@ func TestBastion(t *testing.T) {
 		}
 		_, err = e.dir.AddGrant(bastion.Grant{Operator: "alice", Host: e.hostID, Account: e.pwUser.Name})
 		check(t, err)
+	})
+
+	t.Run("agent forwarding", func(t *testing.T) {
+		sock := filepath.Join(e.tmp, "agent.sock")
+		ag := exec.Command("ssh-agent", "-D", "-a", sock)
+		check(t, ag.Start())
+		defer func() { ag.Process.Kill(); ag.Wait() }()
+		waitUntil(t, func() bool { _, err := os.Stat(sock); return err == nil })
+		add := exec.Command("ssh-add", e.aliceKey)
+		add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		if out, err := add.CombinedOutput(); err != nil {
+			t.Fatalf("ssh-add: %v %s", err, out)
+		}
+		withAgent := func() (string, int) {
+			args := append(e.sshOpts(e.aliceKey), "-o", "IdentityAgent="+sock, "-A", "-p", e.port, pw+"@127.0.0.1", `ssh-add -l; echo "sock=[$SSH_AUTH_SOCK]"`)
+			return e.run(nil, "ssh", args...)
+		}
+		out, _ := withAgent()
+		if !strings.Contains(out, "agent forwarding is not allowed by your grant") || !strings.Contains(out, "sock=[]") {
+			t.Fatalf("without the grant: %q", out)
+		}
+		_, err := e.dir.AddGrant(bastion.Grant{Operator: "alice", Host: e.hostID, Account: e.pwUser.Name, AgentForwarding: true})
+		check(t, err)
+		defer e.dir.AddGrant(bastion.Grant{Operator: "alice", Host: e.hostID, Account: e.pwUser.Name})
+		alicePub := must(ssh.ParsePrivateKey(must(os.ReadFile(e.aliceKey)))).PublicKey()
+		out, code := withAgent()
+		if code != 0 || !strings.Contains(out, ssh.FingerprintSHA256(alicePub)) {
+			t.Fatalf("with the grant: exit %d %q", code, out)
+		}
 	})
 
 	t.Run("refused", func(t *testing.T) {
