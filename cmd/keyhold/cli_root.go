@@ -164,7 +164,9 @@ func newRootCmd(s stdio) *cobra.Command {
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each request")
 
 	root.AddCommand(newServerCmd(), newSecretCmd(a), newKeyCmd(a), newConfigureCmd(a))
-	root.AddCommand(newBenchCmd())
+	benchCmd := newBenchCmd()
+	benchCmd.AddCommand(benchRotationCmds()...)
+	root.AddCommand(benchCmd)
 	root.AddCommand(opsCommands(a)...)
 	root.AddCommand(newAuditCmd(a))
 	root.AddCommand(newHostCmd(a), newAgentCmd())
