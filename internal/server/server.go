@@ -213,7 +213,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.rotation = rotation.New(rotation.Config{
 		Store: st, Secrets: s.secrets, Fleet: s.fleet, Log: log, Now: cfg.Now,
 		ApplyTimeout: rc.ApplyTimeout, RetryMin: rc.RetryMin, RetryMax: rc.RetryMax,
-		ScanInterval: rc.ScanInterval, Concurrency: rc.Concurrency, OnFinish: rc.OnFinish,
+		ScanInterval: rc.ScanInterval, Concurrency: rc.Concurrency,
+		OnFinish: func(r *rotation.Rotation) {
+			s.auditRotation(r)
+			if rc.OnFinish != nil {
+				rc.OnFinish(r)
+			}
+		},
 		Leader: func() (uint64, bool) {
 			tok := s.ha.token.Load()
 			return tok, tok != 0
@@ -311,6 +317,27 @@ func (s *Server) auditDrift(ctx context.Context, account, hostID string, ev flee
 	})
 	if err != nil {
 		s.log.Error("audit: a host drift event was not recorded", "host", hostID, "err", err)
+	}
+}
+
+// auditRotation records how a rotation ended (its state, never a value),
+// so that failures and roll-backs are in the trail beside the RotateSecret
+// call that started them.
+func (s *Server) auditRotation(r *rotation.Rotation) {
+	result := "OK"
+	if r.State != rotation.StateSucceeded {
+		result = "Rotation." + r.State
+	}
+	_, err := s.audit.Append(context.Background(), audit.Event{
+		Time: s.cfg.Now(), Account: r.Account, PrincipalType: "service", PrincipalName: "rotation",
+		APIVersion: kmsapi.VersionKeyhold, Action: "keyhold:RotationFinished",
+		Resource:  rotation.ARN(s.cfg.Region, r.Account, r.ID),
+		RequestID: wire.NewNonce(), Stage: audit.StageOutcome, Result: result,
+		Params: map[string]string{"SecretName": r.SecretName, "VersionId": r.VersionID, "InstanceId": r.HostID,
+			"RotationId": r.ID, "State": r.State},
+	})
+	if err != nil {
+		s.log.Error("audit: a rotation's end was not recorded", "rotation", r.ID, "err", err)
 	}
 }
 
