@@ -114,6 +114,7 @@ used for nothing else and never stored.`,
 	hadd.MarkFlagRequired("address")
 	hlist := &cobra.Command{
 		Use: "list", Short: "List hosts, accounts and pinned keys", Args: noArgs,
+		Example: "  keyhold bastion hosts list --data-dir /var/lib/keyhold-bastion\n  keyhold bastion hosts list --output json",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := dir()
 			if err != nil {
@@ -137,9 +138,10 @@ used for nothing else and never stored.`,
 		},
 	}
 	hrepin := &cobra.Command{
-		Use:   "repin HOST",
-		Short: "Pin a host's new key after a legitimate change (from its agent, else from the host itself)",
-		Args:  nArgs("HOST"),
+		Use:     "repin HOST",
+		Short:   "Pin a host's new key after a legitimate change (from its agent, else from the host itself)",
+		Example: "  keyhold bastion hosts repin web1",
+		Args:    nArgs("HOST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := dir()
 			if err != nil {
@@ -157,6 +159,7 @@ used for nothing else and never stored.`,
 	}
 	hremove := &cobra.Command{
 		Use: "remove HOST", Short: "Remove a host and the grants on it", Args: nArgs("HOST"),
+		Example: "  keyhold bastion hosts remove lab1",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := dir()
 			if err != nil {
@@ -176,6 +179,7 @@ used for nothing else and never stored.`,
 	var pubFiles []string
 	opadd := &cobra.Command{
 		Use: "add NAME --public-key FILE", Short: "Add an operator (or add keys to one)", Args: nArgs("NAME"),
+		Example: "  keyhold bastion operator add alice --public-key ~alice/.ssh/id_ed25519.pub",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(pubFiles) == 0 {
 				return usagef("--public-key is required")
@@ -208,6 +212,7 @@ used for nothing else and never stored.`,
 	opadd.Flags().StringArrayVar(&pubFiles, "public-key", nil, "file with the operator's SSH public key(s) (repeatable)")
 	oplist := &cobra.Command{
 		Use: "list", Short: "List operators", Args: noArgs,
+		Example: "  keyhold bastion operator list",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := dir()
 			if err != nil {
@@ -228,6 +233,7 @@ used for nothing else and never stored.`,
 	}
 	oprm := &cobra.Command{
 		Use: "remove NAME", Short: "Remove an operator, their grants and open sessions", Args: nArgs("NAME"),
+		Example: "  keyhold bastion operator remove alice",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := dir()
 			if err != nil {
@@ -265,6 +271,7 @@ used for nothing else and never stored.`,
 	grant.Flags().BoolVar(&portFwd, "allow-port-forwarding", false, "allow -L/-R/-W through this grant")
 	revoke := &cobra.Command{
 		Use: "revoke NAME HOST ACCOUNT", Short: "Revoke a grant and end the sessions it allowed", Args: nArgs("NAME", "HOST", "ACCOUNT"),
+		Example: "  keyhold bastion revoke alice web1 deploy",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := dir()
 			if err != nil {
@@ -279,6 +286,7 @@ used for nothing else and never stored.`,
 	}
 	grants := &cobra.Command{
 		Use: "grants", Short: "List grants", Args: noArgs,
+		Example: "  keyhold bastion grants --output json",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := dir()
 			if err != nil {
@@ -333,6 +341,7 @@ used for nothing else and never stored.`,
 	}
 	kill := &cobra.Command{
 		Use: "kill ID", Short: "End an open session", Args: nArgs("ID"),
+		Example: "  keyhold bastion sessions kill 3f2a9c0d1e4b5a67",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := dir()
 			if err != nil {

@@ -219,12 +219,14 @@ func (s *Server) tellAndClose(ss *session, chans <-chan ssh.NewChannel, msg stri
 				fmt.Fprintf(ch.Stderr(), "keyhold bastion: %s\r\n", msg)
 				ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, 255))
 				ch.Close()
-				return
 			default:
-				r.Reply(r.Type == "pty-req" || r.Type == "env", nil)
+				if r.WantReply {
+					r.Reply(r.Type == "pty-req" || r.Type == "env", nil)
+				}
 			}
 		}
-		return
+		// Then wait for the client to hang up (or the timer), so that it
+		// is not cut off while saying goodbye.
 	}
 }
 
