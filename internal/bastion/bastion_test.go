@@ -73,6 +73,8 @@ type env struct {
 	strangerKy string // a key no operator holds
 	knownHosts string
 	keyUserKey string // the key user's private key, for direct logins in benchmarks
+	agentCfg   agent.Config
+	agentStop  func()
 
 	serverLogs, bastionLogs, agentLogs *syncBuffer
 	clientOut                          *syncBuffer // every ssh/scp/sftp output
@@ -161,17 +163,12 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ag, err := agent.New(ctx, agent.Config{Server: srv.HTTPSURL, Token: tok.Token, DataDir: t.TempDir(),
+	e.agentCfg = agent.Config{Server: srv.HTTPSURL, Token: tok.Token, DataDir: t.TempDir(),
 		SSHDAddr: e.sshd.Addr, SSHDConfig: e.sshd.ConfigPath, AdvertiseAddr: e.sshd.Addr,
 		AllowUsers: []string{e.pwUser.Name, e.keyUser.Name}, PollTimeout: 2 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(e.agentLogs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.hostID = ag.HostID()
-	agentDone := make(chan struct{})
-	go func() { ag.Run(ctx); close(agentDone) }()
-	t.Cleanup(func() { cancel(); <-agentDone })
+		Logger: slog.New(slog.NewTextHandler(e.agentLogs, nil))}
+	e.startAgent()
+	t.Cleanup(func() { e.stopAgent() })
 
 	// ECS secrets for both accounts.
 	e.pwSecret = "acs/ecs/" + e.hostID + "/" + e.pwUser.Name
@@ -227,6 +224,27 @@ func newEnv(t testing.TB) *env {
 	e.knownHosts = filepath.Join(e.tmp, "known_hosts")
 	check(t, os.WriteFile(e.knownHosts, []byte("[127.0.0.1]:"+e.port+" "+bastion.KeyString(must(e.b.HostKey()))+"\n"), 0o600))
 	return e
+}
+
+// startAgent runs the host's agent (enrolling on the first call).
+func (e *env) startAgent() {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ag, err := agent.New(ctx, e.agentCfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.hostID = ag.HostID()
+	done := make(chan struct{})
+	go func() { ag.Run(ctx); close(done) }()
+	e.agentStop = func() { cancel(); <-done }
+}
+
+func (e *env) stopAgent() {
+	if e.agentStop != nil {
+		e.agentStop()
+		e.agentStop = nil
+	}
 }
 
 func privBody(p string) string {
@@ -538,6 +556,47 @@ func TestBastion(t *testing.T) {
 		keys = must(e.dir.Repin(context.Background(), e.bc, e.hostID))
 		if len(keys) == 0 || !strings.Contains(strings.Join(keys, "\n"), bastion.KeyString(e.sshd.HostKey)) {
 			t.Fatalf("agent repin %v", keys)
+		}
+	})
+
+	t.Run("fallback to ACSPending", func(t *testing.T) {
+		// A rotation in flight whose new password is already on the host
+		// (the agent applied it but has not reported yet): ACSCurrent is
+		// refused and the bastion logs in with ACSPending. The agent is
+		// stopped so that the rotation waits, and the host is changed as
+		// the agent would have.
+		ctx := context.Background()
+		e.stopAgent()
+		_, err := e.root.RotateSecret(ctx, &client.RotateSecretRequest{SecretName: e.pwSecret, VersionId: "pend" + strconv.FormatInt(time.Now().UnixNano(), 36)})
+		check(t, err)
+		var pending string
+		waitUntil(t, func() bool {
+			v, err := e.root.GetSecretValue(ctx, &client.GetSecretValueRequest{SecretName: e.pwSecret, VersionStage: "ACSPending"})
+			if err != nil {
+				return false
+			}
+			var c struct{ Password string }
+			json.Unmarshal([]byte(v.SecretData), &c)
+			pending = c.Password
+			return pending != ""
+		})
+		e.values = append(e.values, pending)
+		sshdtest.SetPassword(t, e.pwUser.Name, pending)
+		out, code := e.ssh(e.aliceKey, pw, nil, "echo via-pending")
+		if code != 0 || !strings.Contains(out, "via-pending") {
+			t.Fatalf("exit %d %q", code, out)
+		}
+		if !strings.Contains(e.bastionLogs.String(), "stage=ACSPending") {
+			t.Error("the bastion did not log the ACSPending fallback")
+		}
+		// The agent comes back and the rotation completes.
+		e.startAgent()
+		waitUntil(t, func() bool {
+			l, err := e.root.ListRotations(ctx, &client.ListRotationsRequest{SecretName: e.pwSecret})
+			return err == nil && len(l.Rotations.Rotation) > 0 && l.Rotations.Rotation[0].State == "succeeded"
+		})
+		if out, code := e.ssh(e.aliceKey, pw, nil, "echo after-pending"); code != 0 {
+			t.Fatalf("after the rotation: exit %d %q", code, out)
 		}
 	})
 
