@@ -38,7 +38,7 @@ const (
 	faultFailVerify    = "fail-verify"          // verification fails; restores and reports failed
 	faultServerRestart = "server-restart-apply" // the server restarts while this host applies
 	// faultLie is a broken agent, for the bench's own test: it applies,
-	// then reports a failure without restoring.
+	// then reports a failure, and confirms restores without restoring.
 	faultLie = "lie"
 )
 
@@ -259,7 +259,7 @@ func (a *simAgent) handle(cmd wire.Command) (*wire.Result, bool, time.Duration) 
 			go a.serverRestart()
 		}
 	case "password.restore":
-		if old, ok := a.saved[cmd.RotationID]; ok {
+		if old, ok := a.saved[cmd.RotationID]; ok && a.fault != faultLie {
 			a.password = old
 		}
 		res.Check = "local"

@@ -220,18 +220,19 @@ func (e *Engine) stepApplying(ctx context.Context, r *Rotation) (time.Duration, 
 		})
 		return 0, err
 	}
-	// The agent reports a failure, and it restored what it had saved
-	// before reporting: the host has the old credential, so the pending one
-	// goes (first, so that a crash here repeats the discard, not skips it).
-	if err := e.discard(ctx, r); err != nil {
-		return 0, err
-	}
+	// The agent reports a failure; it says it restored what it had saved.
+	// Its own restore may have failed too, and only a confirmed restore
+	// proves which credential the host has, so the pending value stays
+	// until a restore command is confirmed (at once, normally: restoring an
+	// already restored account is a no-op). The rotation then ends failed.
 	msg := "the agent could not apply the new value: " + clip(res.Error)
 	_, err = e.transition(ctx, r, func(r *Rotation, now time.Time) {
 		r.step(StepApply, StepFailed, resultTime(res, now), clip(res.Error))
+		r.step(StepRestore, StepRunning, now, "")
 		r.Check = res.Check
-		r.State = StateFailed
+		r.ApplyFailed = true
 		r.Error = msg
+		r.State = StateRollingBack
 	})
 	return 0, err
 }
@@ -417,6 +418,10 @@ func (e *Engine) stepRollback(ctx context.Context, r *Rotation) (time.Duration, 
 		}
 		_, err := e.transition(ctx, r, func(r *Rotation, now time.Time) {
 			r.step(StepRestore, StepOK, now, "")
+			if r.ApplyFailed {
+				r.State = StateFailed // Error already says why
+				return
+			}
 			r.State = StateRolledBack
 			r.Error = "the outcome of apply was unknown; the host's previous credential was restored"
 		})

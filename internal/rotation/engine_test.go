@@ -41,7 +41,7 @@ func TestOutcomes(t *testing.T) {
 		wantRestor bool   // a restore was sent
 	}{
 		{mode: agentOK, wantState: StateSucceeded, wantNew: true},
-		{mode: agentFail, wantState: StateFailed, wantError: "ssh login with the new credential was refused"},
+		{mode: agentFail, wantState: StateFailed, wantError: "ssh login with the new credential was refused", wantRestor: true},
 		{mode: agentLostReport, wantState: StateRolledBack, wantError: "outcome of apply was unknown", wantRestor: true},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {

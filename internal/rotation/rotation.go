@@ -7,8 +7,9 @@
 //	applying     the apply command may have been sent; awaiting the result
 //	promoting    the agent applied and verified; ACSCurrent moves to it
 //	cleaning-up  the old SSH public key is being removed from the host
-//	rolling-back the outcome of apply is unknown: restore is re-sent until
-//	             the agent confirms it, the pending value is kept meanwhile
+//	rolling-back the outcome of apply is unknown (or the agent reported a
+//	             failure): restore is re-sent until the agent confirms it,
+//	             the pending value is kept meanwhile
 //	succeeded | failed | rolled-back | abandoned   (terminal)
 //
 // A rotation record never holds a credential: the new value lives only in
@@ -103,7 +104,8 @@ type Rotation struct {
 	Check        string    `json:"check,omitempty"` // ssh-login or local, as the agent reported
 	Error        string    `json:"error,omitempty"`
 	ApplySent    time.Time `json:"apply_sent,omitzero"`
-	Attempts     int       `json:"attempts,omitempty"` // restore or cleanup commands sent
+	ApplyFailed  bool      `json:"apply_failed,omitempty"` // the agent reported apply failed; rolling back to confirm
+	Attempts     int       `json:"attempts,omitempty"`     // restore or cleanup commands sent
 	LastAttempt  time.Time `json:"last_attempt,omitzero"`
 	Created      time.Time `json:"created"`
 	Updated      time.Time `json:"updated"`
