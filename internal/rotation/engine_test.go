@@ -42,6 +42,7 @@ func TestOutcomes(t *testing.T) {
 	}{
 		{mode: agentOK, wantState: StateSucceeded, wantNew: true},
 		{mode: agentFail, wantState: StateFailed, wantError: "ssh login with the new credential was refused", wantRestor: true},
+		{mode: agentFailStuck, wantState: StateFailed, wantError: "restoring the old password also failed", wantRestor: true},
 		{mode: agentLostReport, wantState: StateRolledBack, wantError: "outcome of apply was unknown", wantRestor: true},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {

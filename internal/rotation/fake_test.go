@@ -21,6 +21,9 @@ const (
 	agentFail       = "fail"        // apply fails verification, restores, reports failed
 	agentSilent     = "silent"      // takes no command until woken
 	agentLostReport = "lost-report" // applies, but the apply report never arrives
+	// agentFailStuck reports a failed apply whose own restore failed: the
+	// host keeps the new credential until a restore command comes.
+	agentFailStuck = "fail-restore-failed"
 )
 
 // fakeHost is a host with one user and the agent's behaviour: the
@@ -180,6 +183,9 @@ func (h *fakeHost) run(cmd Command) *Result {
 		if h.mode == agentFail {
 			h.restore(cmd.RotationID)
 			return fail("verify: ssh login with the new credential was refused")
+		}
+		if h.mode == agentFailStuck {
+			return fail("verify failed; restoring the old password also failed")
 		}
 	case OpPasswordRestore, OpSSHKeyRestore:
 		h.restore(cmd.RotationID)
