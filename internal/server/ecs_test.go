@@ -71,7 +71,7 @@ func TestECSBadInput(t *testing.T) {
 	_, err = sdk.RotateSecret(&kms.RotateSecretRequest{SecretName: tea.String(name), VersionId: tea.String("v3")})
 	wantCode(t, err, "Rejected.ResourceInUse")
 	e.rotate(name, "v2")
-	// A supplied value for another user is refused (checked before the slot).
+	// Another rotation with a supplied value is refused while one runs.
 	_, err = e.kc.RotateSecret(context.Background(), &client.RotateSecretRequest{SecretName: name, VersionId: "v4", SecretData: pw("root")})
 	if err == nil {
 		t.Fatal("a supplied value was accepted while a rotation runs")

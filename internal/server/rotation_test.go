@@ -727,3 +727,4 @@ func agentCrash(env []string) func(t *testing.T, e *rotEnv, name, vid string) {
 		e.startAgent()
 	}
 }
+
