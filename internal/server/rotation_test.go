@@ -727,4 +727,3 @@ func agentCrash(env []string) func(t *testing.T, e *rotEnv, name, vid string) {
 		e.startAgent()
 	}
 }
-
