@@ -583,7 +583,12 @@ func newSecretRotateCmd(a *app) *cobra.Command {
 		Short: "Rotate a managed secret now",
 		Long: `Rotate a managed (ECS, Rds, RAMCredentials) secret now. The server generates
 the new value unless --value-file supplies one (Keyhold extension; the value
-is read from the file or stdin, never from the command line).`,
+is read from the file or stdin, never from the command line). An ECS value
+is JSON: {"UserName","Password"} or {"UserName","PublicKey","PrivateKey"}.
+
+The call returns at once; an ECS rotation then runs on the host in the
+background (keyhold rotation list|show). A second rotation while one runs is
+refused (Rejected.ResourceInUse); repeating a --version-id is a success.`,
 		Example: `  keyhold secret rotate acs/ecs/web-1/root
   keyhold secret rotate acs/ecs/web-1/root --version-id r-2026-01 --value-file ./new-pw`,
 		Args: nArgs("NAME"),
@@ -610,6 +615,8 @@ is read from the file or stdin, never from the command line).`,
 				w.kv("SecretName", out.SecretName)
 				w.kv("Arn", out.Arn)
 				w.kv("VersionId", out.VersionId)
+				// ECS rotations run in the background on the host.
+				w.line("Follow it with: keyhold rotation list --secret-name " + out.SecretName)
 			})
 		},
 	}
