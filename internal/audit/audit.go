@@ -8,8 +8,9 @@
 // without Verify noticing. The chain head (last seq and MAC) is itself a
 // row, read and rewritten in the same store transaction as the append:
 // appends from any replica are serialized by the storage, never by a
-// leader, and the bolt backend's group commit lets concurrent appends share
-// one fsync. A signed checkpoint of the head, exported by the operator,
+// leader. Concurrent appends of one Trail are batched into one store
+// transaction (one head read and write per account per batch), and the bolt
+// backend's group commit lets concurrent transactions share one fsync. A signed checkpoint of the head, exported by the operator,
 // later proves that a tail was not cut off.
 //
 // The package knows neither HTTP nor a storage engine. It never stores a
@@ -24,9 +25,6 @@ package audit
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -151,6 +149,7 @@ type Trail struct {
 	fwdErr         func(error)
 	fault          func() error
 	now            func() time.Time
+	batch          batcher
 }
 
 // New returns the trail over st with keys derived through kd.
@@ -178,48 +177,44 @@ func errUnavailable(cause error) error {
 }
 
 // Append redacts e, links it to its account's chain and returns once the
-// record is durable.
+// record is durable. Concurrent appends are batched (see batcher): each
+// returns its own record once the one store Update carrying the batch has
+// committed, or the error of that Update, with nothing of the batch kept.
+// A caller whose ctx ends before its batch is taken gets ctx's error and
+// nothing of its record is written; once taken, it waits for the outcome.
 func (t *Trail) Append(ctx context.Context, e Event) (Record, error) {
 	if t.fault != nil {
 		if err := t.fault(); err != nil {
 			return Record{}, errUnavailable(err)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return Record{}, errUnavailable(err)
+	}
 	rec := t.newRecord(e)
-	var out Record
-	err := t.st.Update(ctx, func(tx store.Tx) error {
-		// fn may run more than once (group commit retries): derive
-		// everything from tx and the immutable rec.
-		h, err := readHead(tx, rec.Account)
-		if err != nil {
-			return err
-		}
-		r := rec
-		r.Seq = h.Seq + 1
-		mac, body, err := t.link(h.Mac, r)
-		if err != nil {
-			return err
-		}
-		r.Mac = mac
-		if err := tx.Insert(TableRecords, recordKey(r.Account, r.Seq), body); err != nil {
-			return fmt.Errorf("audit: insert seq %d: %w", r.Seq, err)
-		}
-		hb, _ := json.Marshal(head{Seq: r.Seq, Mac: mac})
-		if err := tx.Put(TableHead, r.Account, hb); err != nil {
-			return err
-		}
-		out = r
-		return nil
-	})
+	canon, err := canonicalTemplate(rec)
 	if err != nil {
 		return Record{}, errUnavailable(err)
 	}
+	p := &pending{ctx: ctx, rec: rec, canon: canon, done: make(chan struct{})}
+	t.submit(p)
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		if t.withdraw(p) {
+			return Record{}, errUnavailable(ctx.Err())
+		}
+		<-p.done // taken by a batch: its outcome is this record's
+	}
+	if p.err != nil {
+		return Record{}, errUnavailable(p.err)
+	}
 	if t.fwd != nil {
-		if err := t.fwd.Forward(out); err != nil && t.fwdErr != nil {
+		if err := t.fwd.Forward(p.out); err != nil && t.fwdErr != nil {
 			t.fwdErr(err)
 		}
 	}
-	return out, nil
+	return p.out, nil
 }
 
 func (t *Trail) newRecord(e Event) Record {
@@ -293,33 +288,11 @@ func canonical(r Record) ([]byte, error) {
 
 // mac computes the link of r after the link prevHex ("" for the first).
 func (t *Trail) mac(prevHex string, r Record) (string, error) {
-	prev := make([]byte, sha256.Size)
-	if prevHex != "" {
-		b, err := hex.DecodeString(prevHex)
-		if err != nil || len(b) != sha256.Size {
-			return "", fmt.Errorf("audit: malformed MAC")
-		}
-		prev = b
-	}
 	c, err := canonical(r)
 	if err != nil {
 		return "", err
 	}
-	m := hmac.New(sha256.New, t.macKey)
-	m.Write(prev)
-	m.Write(c)
-	return hex.EncodeToString(m.Sum(nil)), nil
-}
-
-// link returns r's MAC and its stored form.
-func (t *Trail) link(prevHex string, r Record) (string, []byte, error) {
-	mac, err := t.mac(prevHex, r)
-	if err != nil {
-		return "", nil, err
-	}
-	r.Mac = mac
-	body, err := json.Marshal(r)
-	return mac, body, err
+	return t.macOf(prevHex, c)
 }
 
 func clip(s string, n int) string {
