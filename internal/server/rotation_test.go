@@ -164,7 +164,10 @@ func (e *rotEnv) restartServer() {
 	e.startServer()
 }
 
-func (e *rotEnv) sdk() *kms.Client { return e.ts.sdk(e.t, sdkModes[1]) }
+// sdk is the official client over plain HTTP on loopback: the SDK caches
+// its HTTPS transport (with the CA of the first server it met) per
+// host:port, and these tests start many servers whose ports get reused.
+func (e *rotEnv) sdk() *kms.Client { return e.ts.sdk(e.t, sdkModes[0]) }
 
 // startAgent runs the agent process; env adds test hooks. The first run
 // enrolls with a fresh token, later runs reuse the identity in adir.
