@@ -2,6 +2,7 @@ package iam
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -20,6 +21,15 @@ import (
 // KindSecretNotFound.
 type SecretFacts interface {
 	SecretFacts(ctx context.Context, account, name string) (secretType string, tags map[string]string, policy string, encryptionKeyID string, err error)
+}
+
+// SecretHosts names the host an ECS secret's credentials live on (the
+// InstanceId of its ExtendedConfig; "" for other types). The secrets service
+// implements it beside SecretFacts. Without it the Authorizer refuses a
+// supplied-value rotation of an ECS secret by a user: it cannot tell which
+// host's credentials would change.
+type SecretHosts interface {
+	SecretHost(ctx context.Context, account, name string) (instanceID string, err error)
 }
 
 // ServiceKeys tells the account's default service key apart from customer
@@ -238,6 +248,9 @@ func errDenied(action, resource string) error {
 //     are all-allowing) and the secret's policy allow, neither denies.
 //  5. GetSecretValue on a secret under a customer key also needs
 //     kms:Decrypt on that key, decided by the same rules.
+//  6. Calls that set a host's credentials also need
+//     keyhold:ManageHostCredentials on the host, and RotateSecret with a
+//     supplied SecretData also kms:GetSecretValue (see hostChecks).
 //
 // Conditions see acs:SourceIp, acs:CurrentTime, acs:SecureTransport, and
 // for secrets kms:SecretType and kms:tag/<TagKey>.
@@ -272,12 +285,13 @@ func (s *Service) Authorize(ctx context.Context, p apicall.Principal, action, re
 		Conditions: requestConditions(r),
 	}
 	var secretPolicy *policy.Document
-	keyID := ""
+	keyID, secretType := "", ""
 	if isARN && a.service == "kms" && strings.HasPrefix(a.resource, "secret/") && s.authz.secrets != nil {
 		name := strings.TrimPrefix(a.resource, "secret/")
 		typ, tags, pol, kid, err := s.authz.secrets.SecretFacts(ctx, owner, name)
 		switch {
 		case err == nil:
+			secretType = typ
 			req.Conditions["kms:SecretType"] = []string{typ}
 			for k, v := range tags {
 				req.Conditions["kms:tag/"+k] = []string{v}
@@ -317,7 +331,99 @@ func (s *Service) Authorize(ctx context.Context, p apicall.Principal, action, re
 			}
 		}
 	}
+	return s.hostChecks(ctx, p, owner, a, req, secretType, secretPolicy, r)
+}
+
+// secretTypeECS is secrets.TypeECS (iam does not import the domain).
+const secretTypeECS = "ECS"
+
+// hostChecks adds the permissions that setting a host's credentials needs
+// beyond the action's own (issue 5, "Who may change which account"):
+//
+//   - CreateSecret of an ECS secret: keyhold:ManageHostCredentials on the
+//     host its ExtendedConfig names, since creating it hands that host
+//     account to Keyhold's rotation;
+//   - RotateSecret with a supplied SecretData: kms:GetSecretValue on the
+//     secret (the caller knows the new value, whatever the type) and, for
+//     an ECS secret, keyhold:ManageHostCredentials on its host (the caller
+//     chooses the host account's password or key).
+//
+// Only users get here: the root was allowed in its own account already,
+// and these actions never cross accounts.
+func (s *Service) hostChecks(ctx context.Context, p apicall.Principal, owner string, a arn, req *policy.Request, secretType string, secretPolicy *policy.Document, r *apicall.Request) error {
+	if r == nil {
+		return nil
+	}
+	switch req.Action {
+	case "kms:CreateSecret":
+		if r.Params.String("SecretType") != secretTypeECS {
+			return nil
+		}
+		// Unreadable or without an InstanceId: the handler refuses it with
+		// InvalidParameter before storing anything, so only the base action
+		// is decided here.
+		id := instanceIDOf(r.Params.String("ExtendedConfig"))
+		if id == "" {
+			return nil
+		}
+		return s.hostPermission(ctx, p, owner, a, req, id, r)
+
+	case "kms:RotateSecret":
+		if !r.Params.Has("SecretData") {
+			return nil // a generated value: the action's own permission suffices
+		}
+		get := *req
+		get.Action = "kms:GetSecretValue"
+		if err := s.decide(ctx, p, owner, &get, secretPolicy); err != nil {
+			return errs.E(errs.KindForbidden, "You are not authorized to perform kms:GetSecretValue on %s, which rotating with a supplied SecretData requires.", req.Resource)
+		}
+		if secretType != secretTypeECS {
+			return nil
+		}
+		hosts, ok := s.authz.secrets.(SecretHosts)
+		if !ok {
+			return errs.E(errs.KindForbidden, "The host of %s cannot be determined, so its credentials cannot be set.", req.Resource)
+		}
+		id, err := hosts.SecretHost(ctx, owner, strings.TrimPrefix(a.resource, "secret/"))
+		switch {
+		case errs.Is(err, errs.KindSecretNotFound) || errs.Is(err, errs.KindNotFound):
+			return nil // gone since the facts were read; the handler says so
+		case err != nil:
+			return err
+		case id == "":
+			return errs.E(errs.KindForbidden, "The host of %s cannot be determined, so its credentials cannot be set.", req.Resource)
+		}
+		return s.hostPermission(ctx, p, owner, a, req, id, r)
+	}
 	return nil
+}
+
+// hostPermission decides keyhold:ManageHostCredentials on a host. Only
+// identity policies count: a secret's policy does not speak for the host.
+func (s *Service) hostPermission(ctx context.Context, p apicall.Principal, owner string, a arn, req *policy.Request, instanceID string, r *apicall.Request) error {
+	region := r.Region
+	if region == "" {
+		region = a.region
+	}
+	h := *req
+	h.Action = "keyhold:ManageHostCredentials"
+	h.Resource = "acs:keyhold:" + region + ":" + owner + ":host/" + instanceID
+	if err := s.decide(ctx, p, owner, &h, nil); err != nil {
+		return errs.E(errs.KindForbidden, "You are not authorized to perform keyhold:ManageHostCredentials on %s, whose credentials this call sets.", h.Resource)
+	}
+	return nil
+}
+
+// instanceIDOf reads ExtendedConfig.InstanceId as the secrets service does
+// (a JSON object decoded into a map, the field a string), so that the host
+// checked here is the host the handler acts on; "" when there is none.
+func instanceIDOf(extendedConfig string) string {
+	var m map[string]any
+	if json.Unmarshal([]byte(extendedConfig), &m) != nil {
+		return ""
+	}
+	id, _ := m["InstanceId"].(string)
+	return id
 }
 
 // decide applies steps 3 and 4 of Authorize to one (action, resource).
