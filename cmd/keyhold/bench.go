@@ -28,10 +28,14 @@ func newBenchCmd() *cobra.Command {
 		Long: `Measure the server, in one run on this machine:
 
   1. signed GetSecretValue through the whole path (signature, nonce, auth,
-     decrypt) at each --clients count, over keep-alive loopback HTTP;
-  2. the same client and load against a bare net/http handler that returns
+     decrypt, durable audit record) at each --clients count, over keep-alive
+     loopback HTTP, as the account root;
+  2. the same as a RAM user the run creates through the RAM API, holding one
+     20-statement policy whose matching statement is the last (get-user),
+     and its ratio to root;
+  3. the same client and load against a bare net/http handler that returns
      the same response body (the baseline), and the ratio between the two;
-  3. durable PutSecretValue, each a new version, one secret per client (so
+  4. durable PutSecretValue, each a new version, one secret per client (so
      version pruning runs too).
 
 Every request goes through the public Go client, so signing and decoding are
@@ -43,11 +47,15 @@ to stdout.
 By default a server is started in-process in a temporary data directory,
 plain HTTP on 127.0.0.1, so client and server share this machine's CPUs.
 With --endpoint (and --access-key-id, --access-key-secret-file, or the
-KEYHOLD_* variables) it measures a running server instead; the secrets it
-creates there are force-deleted at the end. The bare baseline always runs
-in-process.`,
+KEYHOLD_* variables) it measures a running server instead (the
+credentials must be an account root's, to create the get-user user); the
+secrets, user, access key and policy it creates there are deleted at the
+end. The bare baseline always runs in-process.`,
 		Example: `  # The figures in docs/BENCHMARKS.md
   keyhold bench
+
+  # Root against a 20-statement RAM user (issue 4)
+  keyhold bench --phases get,get-user --duration 5s
 
   # A quick run, JSON report, CPU profile of the GetSecretValue phases only
   keyhold bench --duration 2s --clients 32 --phases get --cpuprofile get.pprof --output json
@@ -104,7 +112,7 @@ in-process.`,
 	f.StringVar(&clients, "clients", "1,32", "comma-separated concurrent client counts")
 	f.IntVar(&cfg.ValueSize, "value-size", 1024, "secret value size in bytes (1..30720)")
 	f.IntVar(&cfg.MaxRequests, "max-requests", 1_000_000, "cap on measured requests per phase")
-	f.StringVar(&phases, "phases", "", "comma-separated subset of get,bare,put (default all)")
+	f.StringVar(&phases, "phases", "", "comma-separated subset of get,get-user,bare,put (default all)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (client and in-process server) to FILE")
 	return cmd
 }

@@ -1,5 +1,6 @@
 // Package bench is Keyhold's load generator: it measures signed
-// GetSecretValue through the whole server path, the same load against a bare
+// GetSecretValue through the whole server path (as the account root and as a
+// RAM user holding a 20-statement policy), the same load against a bare
 // net/http handler returning the same body (the baseline), and durable
 // PutSecretValue, and renders the report "keyhold bench" prints.
 //
@@ -24,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,10 +35,13 @@ import (
 
 // Phase names.
 const (
-	PhaseGet  = "get"  // signed GetSecretValue through the server
-	PhaseBare = "bare" // the same client against a bare net/http handler
-	PhasePut  = "put"  // durable PutSecretValue, a new version each
+	PhaseGet     = "get"      // signed GetSecretValue through the server, as root
+	PhaseGetUser = "get-user" // the same, as a RAM user with a 20-statement policy
+	PhaseBare    = "bare"     // the same client against a bare net/http handler
+	PhasePut     = "put"      // durable PutSecretValue, a new version each
 )
+
+var allPhases = []string{PhaseGet, PhaseGetUser, PhaseBare, PhasePut}
 
 // Config configures Run. The zero value is usable: in-process server, 5 s
 // phases at 1 and 32 clients, 1 KiB values.
@@ -46,7 +51,7 @@ type Config struct {
 	Clients     []int         // default 1, 32
 	ValueSize   int           // secret value bytes; default 1024
 	MaxRequests int           // per phase; default 1,000,000
-	Phases      []string      // subset of get, bare, put; default all
+	Phases      []string      // subset of get, get-user, bare, put; default all
 
 	// Endpoint, when set, is a running server to measure instead of an
 	// in-process one; AccessKeyID/AccessKeySecret are then required.
@@ -86,11 +91,11 @@ func (c *Config) defaults() error {
 		c.MaxRequests = 1_000_000
 	}
 	if len(c.Phases) == 0 {
-		c.Phases = []string{PhaseGet, PhaseBare, PhasePut}
+		c.Phases = allPhases
 	}
 	for _, p := range c.Phases {
-		if p != PhaseGet && p != PhaseBare && p != PhasePut {
-			return fmt.Errorf("bench: unknown phase %q (want get, bare, put)", p)
+		if !slices.Contains(allPhases, p) {
+			return fmt.Errorf("bench: unknown phase %q (want %s)", p, strings.Join(allPhases, ", "))
 		}
 	}
 	if c.Endpoint != "" && (c.AccessKeyID == "" || c.AccessKeySecret == "") {
@@ -102,19 +107,12 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-func (c *Config) has(phase string) bool {
-	for _, p := range c.Phases {
-		if p == phase {
-			return true
-		}
-	}
-	return false
-}
+func (c *Config) has(phase string) bool { return slices.Contains(c.Phases, phase) }
 
-// Run starts (or connects to) the server, creates its secrets, runs the
-// phases in order — for each client count GetSecretValue then the bare
-// baseline, then PutSecretValue for each client count — and returns the
-// report.
+// Run starts (or connects to) the server, creates its secrets (and, for
+// get-user, a RAM user), runs the phases in order — for each client count
+// GetSecretValue as root, as the user, then the bare baseline; then
+// PutSecretValue for each client count — and returns the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -180,10 +178,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil
 	}
 
-	if cfg.has(PhaseGet) || cfg.has(PhaseBare) {
+	if cfg.has(PhaseGet) || cfg.has(PhaseGetUser) || cfg.has(PhaseBare) {
 		getName := prefix + "-get"
 		if err := create(getName); err != nil {
 			return nil, err
+		}
+		// The user reads the same secret with the same client code; only
+		// the principal differs, so the ratio to root is the cost of
+		// evaluating its policy (root is allowed without one).
+		var uc *client.Client
+		if cfg.has(PhaseGetUser) {
+			u, err := createUser(ctx, kc, prefix, getName)
+			if err != nil {
+				return nil, err
+			}
+			if cfg.Endpoint != "" {
+				defer u.remove(kc)
+			}
+			if uc, err = newClient(endpoint, u.keyID, u.keySecret, hc); err != nil {
+				return nil, err
+			}
 		}
 		// One real call, recorded on the wire, gives the baseline its body.
 		body, hdr, err := captureGet(ctx, endpoint, id, secret, hc, getName)
@@ -213,6 +227,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for _, n := range cfg.Clients {
 			if cfg.has(PhaseGet) {
 				rep.add(cfg.Progress, PhaseGet, "GetSecretValue (signed, full path)", cfg.load(n), RunLoad(ctx, cfg.load(n), getOp(kc)))
+			}
+			if cfg.has(PhaseGetUser) {
+				rep.add(cfg.Progress, PhaseGetUser, "GetSecretValue as user, 20-stmt policy", cfg.load(n), RunLoad(ctx, cfg.load(n), getOp(uc)))
 			}
 			if cfg.has(PhaseBare) {
 				rep.add(cfg.Progress, PhaseBare, "bare net/http, same body", cfg.load(n), RunLoad(ctx, cfg.load(n), getOp(bc)))

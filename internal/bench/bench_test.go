@@ -78,8 +78,8 @@ func TestRunTiny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 6 {
-		t.Fatalf("%d results, want 6 (get, bare at 1 and 2; put at 1 and 2)", len(rep.Results))
+	if len(rep.Results) != 8 {
+		t.Fatalf("%d results, want 8 (get, get-user, bare at 1 and 2; put at 1 and 2)", len(rep.Results))
 	}
 	for _, r := range rep.Results {
 		if r.Requests == 0 || r.Errors != 0 || r.PerSec <= 0 || r.P50us <= 0 || r.P99us < r.P50us {
@@ -88,12 +88,20 @@ func TestRunTiny(t *testing.T) {
 		if r.Phase == PhaseGet && r.VsBare <= 0 {
 			t.Errorf("get at %d has no ratio to bare", r.Clients)
 		}
+		if (r.Phase == PhaseGetUser) != (r.VsRoot > 0) {
+			t.Errorf("%s at %d: ratio to root %v", r.Phase, r.Clients, r.VsRoot)
+		}
+	}
+	for _, n := range []int{1, 2} {
+		if rep.find(PhaseGetUser, n) == nil {
+			t.Errorf("no get-user result at %d clients", n)
+		}
 	}
 	if rep.BodyBytes < 64 {
 		t.Errorf("captured body of %d bytes for a 64-byte value", rep.BodyBytes)
 	}
-	if n := strings.Count(progress.String(), "\n"); n != 6 {
-		t.Errorf("%d progress lines, want 6:\n%s", n, progress.String())
+	if n := strings.Count(progress.String(), "\n"); n != 8 {
+		t.Errorf("%d progress lines, want 8:\n%s", n, progress.String())
 	}
 	// Targets at 32 clients were not measured; the other two were.
 	if len(rep.Targets) != 2 {
@@ -104,7 +112,7 @@ func TestRunTiny(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"GetSecretValue (signed, full path)", "bare net/http", "PutSecretValue (durable", "p99", "vs bare"} {
+	for _, want := range []string{"GetSecretValue (signed, full path)", "bare net/http", "PutSecretValue (durable", "GetSecretValue as user, 20-stmt policy", "p99", "vs bare", "vs root"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
@@ -115,8 +123,98 @@ func TestRunTiny(t *testing.T) {
 	var back struct {
 		Results []Result `json:"results"`
 	}
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Results) != 6 {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Results) != 8 {
 		t.Fatalf("json report: %v, %d results", err, len(back.Results))
+	}
+}
+
+// TestRunUserOnly runs get-user alone: the user is created without the root
+// phase, and without a root figure there is no ratio.
+func TestRunUserOnly(t *testing.T) {
+	rep, err := Run(context.Background(), Config{
+		Duration: 100 * time.Millisecond, Warmup: 10 * time.Millisecond,
+		Clients: []int{2}, ValueSize: 16, Phases: []string{PhaseGetUser},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Phase != PhaseGetUser || rep.Results[0].Requests == 0 || rep.Results[0].Errors != 0 {
+		t.Fatalf("results: %+v", rep.Results)
+	}
+	if rep.Results[0].VsRoot != 0 || len(rep.Targets) != 0 {
+		t.Fatalf("ratio %v, targets %+v without a root phase", rep.Results[0].VsRoot, rep.Targets)
+	}
+}
+
+// TestBenchUserIsConfinedByItsPolicy checks that the get-user phase really
+// measures a policy-bound caller: 20 statements, only the last granting
+// the bench secret, and the user refused any other secret.
+func TestBenchUserIsConfinedByItsPolicy(t *testing.T) {
+	var doc struct {
+		Statement []struct {
+			Action   any
+			Resource string
+		}
+	}
+	if err := json.Unmarshal([]byte(benchPolicy("s-get")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Statement) != PolicyStatements {
+		t.Fatalf("%d statements, want %d", len(doc.Statement), PolicyStatements)
+	}
+	for i, st := range doc.Statement {
+		if last := i == len(doc.Statement)-1; last != strings.HasSuffix(st.Resource, ":secret/s-get") {
+			t.Errorf("statement %d names %s", i, st.Resource)
+		}
+	}
+
+	ctx := context.Background()
+	srv, dir, err := startServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		os.RemoveAll(dir)
+	})
+	_, id, secret, err := readRootCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := httpClient(1, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := newClient(srv.HTTPURL, id, secret, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"s-get", "other"} {
+		if _, err := root.CreateSecret(ctx, &client.CreateSecretRequest{SecretName: name, SecretData: "v-" + name, VersionId: "v0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := createUser(ctx, root, "t", "s-get")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc, err := newClient(srv.HTTPURL, u.keyID, u.keySecret, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := uc.GetSecretValue(ctx, &client.GetSecretValueRequest{SecretName: "s-get"}); err != nil || r.SecretData != "v-s-get" {
+		t.Fatalf("user GetSecretValue(s-get) = %+v, %v", r, err)
+	}
+	if _, err := uc.GetSecretValue(ctx, &client.GetSecretValueRequest{SecretName: "other"}); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("user GetSecretValue(other) = %v, want Forbidden", err)
+	}
+	// A taken name is an error, never a silent reuse of another user.
+	if _, err := createUser(ctx, root, "t", "s-get"); err == nil {
+		t.Fatal("createUser with an existing user's name succeeded")
+	}
+	u.remove(root)
+	if _, err := uc.GetSecretValue(ctx, &client.GetSecretValueRequest{SecretName: "s-get"}); err == nil {
+		t.Fatal("the removed user's key still works")
 	}
 }
 
