@@ -465,12 +465,21 @@ func TestBastion(t *testing.T) {
 				t.Errorf("%s: %d reasons, want one line: %q", c.name, n, out)
 			}
 		}
-		ss := must(e.dir.Sessions())
+		// The bastion writes a refusal's log line after the operator has
+		// read the reason and hung up, so the last one may trail the
+		// client's exit: wait for it (bounded) rather than race it.
 		refused := 0
-		for _, s := range ss {
-			if s.State == "refused" {
-				refused++
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			refused = 0
+			for _, s := range must(e.dir.Sessions()) {
+				if s.State == "refused" {
+					refused++
+				}
 			}
+			if refused >= len(cases) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		if refused < len(cases) {
 			t.Errorf("session log has %d refused entries, want ≥ %d", refused, len(cases))
