@@ -359,11 +359,11 @@ func (s *Service) hostChecks(ctx context.Context, p apicall.Principal, owner str
 		if r.Params.String("SecretType") != secretTypeECS {
 			return nil
 		}
-		// Unreadable or without an InstanceId: the handler refuses it with
-		// InvalidParameter before storing anything, so only the base action
-		// is decided here.
+		// Unreadable, or an InstanceId that no host can have: the handler
+		// refuses it with InvalidParameter before storing anything, so only
+		// the base action is decided here (and the caller learns why).
 		id := instanceIDOf(r.Params.String("ExtendedConfig"))
-		if id == "" {
+		if !hostIDForm(id) {
 			return nil
 		}
 		return s.hostPermission(ctx, p, owner, a, req, id, r)
@@ -412,6 +412,21 @@ func (s *Service) hostPermission(ctx context.Context, p apicall.Principal, owner
 		return errs.E(errs.KindForbidden, "You are not authorized to perform keyhold:ManageHostCredentials on %s, whose credentials this call sets.", h.Resource)
 	}
 	return nil
+}
+
+// hostIDForm reports whether id has the form every host id has (fleet's
+// ValidHostID: "i-" and 20 lowercase letters or digits; iam does not
+// import the hosts domain).
+func hostIDForm(id string) bool {
+	if len(id) != 22 || !strings.HasPrefix(id, "i-") {
+		return false
+	}
+	for _, c := range []byte(id[2:]) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // instanceIDOf reads ExtendedConfig.InstanceId as the secrets service does

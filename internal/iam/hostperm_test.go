@@ -81,6 +81,8 @@ func TestAuthorizeHostCredentials(t *testing.T) {
 		{"create ECS, duplicate InstanceId keys: the last counts, as in the handler", user("hostop"), "kms:CreateSecret", "acs/ecs/n",
 			ecsCreate(`{"InstanceId":"` + hostA + `","InstanceId":"` + hostB + `"}`), false, hostB},
 		{"create ECS, malformed ExtendedConfig is left to the handler", user("creator"), "kms:CreateSecret", "acs/ecs/n", ecsCreate(`{"InstanceId":`), true, ""},
+		{"create ECS, InstanceId not of host form is left to the handler", user("creator"), "kms:CreateSecret", "acs/ecs/n", ecsCreate(`{"InstanceId":"i-AAAAAAAAAAAAAAAAAAAA"}`), true, ""},
+		{"create ECS, InstanceId with a wildcard is left to the handler", user("creator"), "kms:CreateSecret", "acs/ecs/n", ecsCreate(`{"InstanceId":"i-*"}`), true, ""},
 		{"create ECS, InstanceId not a string is left to the handler", user("creator"), "kms:CreateSecret", "acs/ecs/n", ecsCreate(`{"InstanceId":7}`), true, ""},
 		{"create Generic needs no host permission", user("creator"), "kms:CreateSecret", "app/n", apicall.Params{"SecretData": "x", "ExtendedConfig": cfgA}, true, ""},
 		{"root creates ECS", root, "kms:CreateSecret", "acs/ecs/n", ecsCreate(cfgB), true, ""},
