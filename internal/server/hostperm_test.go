@@ -86,14 +86,14 @@ func TestHostCredentialsPermission(t *testing.T) {
 		t.Fatalf("rotations %+v", rs)
 	}
 
-	// With kms:GetSecretValue too, a secret on another host is still
-	// refused: the host grant names host A only.
+	// With kms:GetSecretValue too, all three are held for host A.
 	f.ram.createPolicy(t, "ReadAll", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"kms:GetSecretValue","Resource":"*"}]}`)
 	f.ram.attachUser(t, "Custom", "ReadAll", "rotator")
-	// Now all three are held for host A: the call passes authorization and
-	// reaches the rotation, which is busy with v3 (the agent never answers).
+	// The call passes authorization and reaches the rotation, which is
+	// busy with v3 (the agent never answers).
 	_, err = rot.RotateSecret(ctx, &client.RotateSecretRequest{SecretName: "acs/ecs/a/alice", VersionId: "v4", SecretData: supplied})
 	wantClientCode(t, err, "Rejected.ResourceInUse")
+	// A secret on host B is still refused: the grant names host A only.
 	must(f.root.CreateSecret(&kms.CreateSecretRequest{SecretName: tea.String("acs/ecs/b/alice"), SecretType: tea.String("ECS"), VersionId: tea.String("v1"),
 		SecretData:     tea.String(`{"UserName":"alice","Password":"Initial-Passw0rd"}`),
 		ExtendedConfig: map[string]any{"SecretSubType": "Password", "RegionId": "cn-hangzhou", "InstanceId": hostB}}))
