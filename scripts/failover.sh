@@ -14,10 +14,27 @@
 #   KILLS=5 scripts/failover.sh
 #   KEYHOLD_BIN=./keyhold scripts/failover.sh   # skip the go build
 #
+# The same deployment also serves the load figures with N replicas: one
+# `keyhold bench --endpoint` process per replica, all at once, each report
+# printed and then summed per phase (req/s added, worst p99):
+#
+#   scripts/failover.sh bench 3 --phases get,put --clients 1,11 --duration 5s
+#   scripts/failover.sh bench 1 --phases get,put --clients 1,32 --duration 5s
+#
 # Needs PostgreSQL's server binaries (PGBIN, default Debian 12's
 # /usr/lib/postgresql/15/bin), jq and curl.
 set -euo pipefail
 
+mode=${1:-failover}
+case $mode in
+failover) nrep=3 ;;
+bench)
+	nrep=${2:?usage: failover.sh bench N [keyhold bench flags]}
+	[ "$nrep" -ge 1 ] && [ "$nrep" -le 3 ] || { echo "bench: N must be 1..3" >&2; exit 2; }
+	shift 2
+	;;
+*) echo "usage: failover.sh [failover | bench N [keyhold bench flags]]" >&2; exit 2 ;;
+esac
 KILLS=${KILLS:-20}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 POLL=${POLL:-0.1} # seconds between status polls while waiting for a leader
@@ -100,10 +117,29 @@ waitready 0
 export KEYHOLD_ACCESS_KEY_ID KEYHOLD_ACCESS_KEY_SECRET
 KEYHOLD_ACCESS_KEY_ID=$(jq -r .access_key_id "$work/d0/root-credentials.json")
 KEYHOLD_ACCESS_KEY_SECRET=$(jq -r .access_key_secret "$work/d0/root-credentials.json")
-start 1
-start 2
-waitready 1
-waitready 2
+for ((i = 1; i < nrep; i++)); do start $i; done
+for ((i = 1; i < nrep; i++)); do waitready $i; done
+
+if [ "$mode" = bench ]; then
+	bpids=()
+	for ((i = 0; i < nrep; i++)); do
+		"$KEYHOLD_BIN" bench --endpoint "http://127.0.0.1:${http[$i]}" --output json "$@" \
+			>"$work/bench$i.json" 2>"$work/bench$i.err" &
+		bpids+=($!)
+	done
+	rc=0
+	for p in "${bpids[@]}"; do wait "$p" || rc=1; done
+	for ((i = 0; i < nrep; i++)); do
+		echo "== replica ${ids[$i]}"
+		jq -r '.results[] | "\(.phase)\t\(.clients) clients\t\(.per_sec|floor)/s\tp50 \(.p50_us/1000) ms\tp99 \(.p99_us/1000) ms\terrors \(.errors)"' \
+			"$work/bench$i.json" || cat "$work/bench$i.err" >&2
+	done
+	echo "== sum over $nrep replicas (same host)"
+	jq -rs '[.[].results[]] | group_by([.phase, .clients]) | .[] |
+		"\(.[0].phase)\t\(map(.clients)|add) clients\t\(map(.per_sec)|add|floor)/s\tworst p99 \(map(.p99_us)|max/1000) ms\terrors \(map(.errors)|add)"' \
+		"$work"/bench*.json
+	exit $rc
+fi
 
 times=()
 for k in $(seq 1 "$KILLS"); do
