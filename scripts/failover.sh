@@ -131,12 +131,12 @@ if [ "$mode" = bench ]; then
 	for p in "${bpids[@]}"; do wait "$p" || rc=1; done
 	for ((i = 0; i < nrep; i++)); do
 		echo "== replica ${ids[$i]}"
-		jq -r '.results[] | "\(.phase)\t\(.clients) clients\t\(.per_sec|floor)/s\tp50 \(.p50_us/1000) ms\tp99 \(.p99_us/1000) ms\terrors \(.errors)"' \
+		jq -r '.results[] | "\(.phase)\t\(.clients) clients\t\(.per_sec|floor)/s\tp50 \(.p50_us/1000|floor) ms\tp99 \(.p99_us/1000|floor) ms\terrors \(.errors)"' \
 			"$work/bench$i.json" || cat "$work/bench$i.err" >&2
 	done
 	echo "== sum over $nrep replicas (same host)"
 	jq -rs '[.[].results[]] | group_by([.phase, .clients]) | .[] |
-		"\(.[0].phase)\t\(map(.clients)|add) clients\t\(map(.per_sec)|add|floor)/s\tworst p99 \(map(.p99_us)|max/1000) ms\terrors \(map(.errors)|add)"' \
+		"\(.[0].phase)\t\(map(.clients)|add) clients\t\(map(.per_sec)|add|floor)/s\tworst p99 \(map(.p99_us)|max/1000|floor) ms\terrors \(map(.errors)|add)"' \
 		"$work"/bench*.json
 	exit $rc
 fi
