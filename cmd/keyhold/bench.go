@@ -114,6 +114,69 @@ end. The bare baseline always runs in-process.`,
 	f.IntVar(&cfg.MaxRequests, "max-requests", 1_000_000, "cap on measured requests per phase")
 	f.StringVar(&phases, "phases", "", "comma-separated subset of get,get-user,bare,put (default all)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (client and in-process server) to FILE")
+	cmd.AddCommand(newBenchSeedCmd())
+	return cmd
+}
+
+func newBenchSeedCmd() *cobra.Command {
+	var (
+		cfg     bench.SeedConfig
+		measure string
+	)
+	cmd := &cobra.Command{
+		Use:   "seed",
+		Short: "Load a running server with N secrets, then measure ListSecrets and GetSecretValue",
+		Long: `Create --secrets secrets named PREFIX-0000000 … through the API (CreateSecret,
+--clients at once), skipping names that exist, so an interrupted run resumes
+where it stopped. The secrets stay: they are the load for later runs.
+
+Then, at each --measure client count (none: load only), for --duration:
+ListSecrets' first and last page (100 per page, the deepest offset), and
+GetSecretValue of a secret chosen at random among the seeded ones.
+
+Needs --endpoint and an account root's credentials, as "keyhold bench
+--endpoint" does.`,
+		Example: `  keyhold bench seed --endpoint http://127.0.0.1:8080 --secrets 100000 --measure 1,32`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if measure != "" {
+				var err error
+				if cfg.Measure, err = parseClients(measure); err != nil {
+					return usageError{err}
+				}
+			}
+			var target bench.Config
+			if err := benchEndpoint(cmd, &target); err != nil {
+				return err
+			}
+			if target.Endpoint == "" {
+				return usagef("bench seed needs --endpoint: it loads a running server")
+			}
+			cfg.Endpoint, cfg.AccessKeyID, cfg.AccessKeySecret = target.Endpoint, target.AccessKeyID, target.AccessKeySecret
+			cfg.CACertPEM, cfg.Insecure = target.CACertPEM, target.Insecure
+			cfg.Progress = cmd.ErrOrStderr()
+			res, err := bench.Seed(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if res.Report == nil {
+				return nil
+			}
+			if flagValue(cmd, "output", "text") == "json" {
+				return res.Report.WriteJSON(cmd.OutOrStdout())
+			}
+			return res.Report.WriteText(cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Secrets, "secrets", 0, "how many secrets must exist (required)")
+	f.StringVar(&cfg.Prefix, "prefix", "seed", "secret name prefix")
+	f.IntVar(&cfg.Clients, "clients", 32, "concurrent CreateSecret calls while loading")
+	f.IntVar(&cfg.ValueSize, "value-size", 256, "secret value size in bytes")
+	f.StringVar(&measure, "measure", "1,32", `comma-separated client counts to measure at ("" to load only)`)
+	f.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per phase")
+	f.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "unrecorded warm-up per phase")
+	f.IntVar(&cfg.MaxRequests, "max-requests", 1_000_000, "cap on measured requests per phase")
 	return cmd
 }
 

@@ -1,0 +1,87 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/client"
+)
+
+func TestSeedLoadsResumesAndMeasures(t *testing.T) {
+	ctx := context.Background()
+	srv, dir, err := startServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close(); os.RemoveAll(dir) })
+	endpoint, id, secret, err := readRootCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := SeedConfig{Secrets: 25, Clients: 4, Endpoint: endpoint, AccessKeyID: id, AccessKeySecret: secret}
+	res, err := Seed(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created != 25 || res.Existing != 0 || res.Report != nil {
+		t.Fatalf("first run: created %d existing %d report %v", res.Created, res.Existing, res.Report != nil)
+	}
+
+	// A larger second run resumes: the 25 exist, only the rest is created.
+	cfg.Secrets, cfg.Measure, cfg.Duration, cfg.MaxRequests = 130, []int{2}, time.Second, 20
+	res, err = Seed(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created != 105 || res.Existing != 25 {
+		t.Fatalf("second run: created %d existing %d, want 105 and 25", res.Created, res.Existing)
+	}
+	hc, _ := httpClient(1, nil, false)
+	kc, _ := newClient(endpoint, id, secret, hc)
+	if _, err := kc.GetSecretValue(ctx, &client.GetSecretValueRequest{SecretName: "seed-0000129"}); err != nil {
+		t.Fatalf("last seeded secret: %v", err)
+	}
+	if res.Report == nil || len(res.Report.Results) != 3 {
+		t.Fatalf("want 3 measured phases, got %+v", res.Report)
+	}
+	for _, r := range res.Report.Results {
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s: %d requests, %d errors (%s)", r.Label, r.Requests, r.Errors, r.FirstError)
+		}
+	}
+	if got := res.Report.Results[1].Label; got != "ListSecrets page 2 of 2" {
+		t.Errorf("last-page phase = %q, want page 2 of 2 (130 secrets, 100 a page)", got)
+	}
+}
+
+func TestSeedRefusesBadInput(t *testing.T) {
+	ctx := context.Background()
+	if _, err := Seed(ctx, SeedConfig{Secrets: 0, Endpoint: "http://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "at least 1") {
+		t.Errorf("0 secrets: %v", err)
+	}
+	if _, err := Seed(ctx, SeedConfig{Secrets: 5}); err == nil || !strings.Contains(err.Error(), "endpoint") {
+		t.Errorf("no endpoint: %v", err)
+	}
+	// A server that refuses the credentials stops the load with its error.
+	srv, dir, err := startServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close(); os.RemoveAll(dir) })
+	endpoint, id, _, err := readRootCredentials(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Seed(ctx, SeedConfig{Secrets: 5, Clients: 2, Endpoint: endpoint, AccessKeyID: id, AccessKeySecret: "wrong"})
+	if err == nil || res.Created != 0 {
+		t.Fatalf("wrong secret: created %d, err %v", res.Created, err)
+	}
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.Code == "" {
+		t.Errorf("want the server's error code, got %v", err)
+	}
+}
