@@ -266,7 +266,12 @@ func (a *Agent) enroll(ctx context.Context, key ed25519.PrivateKey) error {
 
 // Run polls for commands until ctx ends or the host is removed.
 func (a *Agent) Run(ctx context.Context) error {
-	go a.driftLoop(ctx)
+	// The drift loop writes its baseline into the data dir: stop it and
+	// wait for it before Run returns, so nothing writes after shutdown.
+	ctx, stop := context.WithCancel(ctx)
+	driftDone := make(chan struct{})
+	go func() { defer close(driftDone); a.driftLoop(ctx) }()
+	defer func() { stop(); <-driftDone }()
 	invDue := time.Time{}
 	if a.freshInventory {
 		invDue = time.Now().Add(10 * time.Minute)
