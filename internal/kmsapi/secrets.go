@@ -180,6 +180,14 @@ func emptyOrError(err error) (any, error) {
 	return &emptyResponse{}, nil
 }
 
+// secretNameOrError answers an action whose response names the secret.
+func secretNameOrError(sec *secrets.Secret, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &secretNameResponse{SecretName: sec.Name}, nil
+}
+
 type tagResourceItem struct {
 	ResourceId   string `json:"ResourceId" xml:"ResourceId"`
 	ResourceType string `json:"ResourceType" xml:"ResourceType"`
@@ -570,11 +578,7 @@ func (h *secretHandlers) updateSecret(ctx context.Context, r *Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	sec, err := h.svc.UpdateSecret(ctx, r.Principal.Account, name, desc, cd)
-	if err != nil {
-		return nil, err
-	}
-	return &secretNameResponse{SecretName: sec.Name}, nil
+	return secretNameOrError(h.svc.UpdateSecret(ctx, r.Principal.Account, name, desc, cd))
 }
 
 func (h *secretHandlers) updateSecretVersionStage(ctx context.Context, r *Request) (any, error) {
@@ -649,11 +653,7 @@ func (h *secretHandlers) restoreSecret(ctx context.Context, r *Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	sec, err := h.svc.RestoreSecret(ctx, r.Principal.Account, name)
-	if err != nil {
-		return nil, err
-	}
-	return &secretNameResponse{SecretName: sec.Name}, nil
+	return secretNameOrError(h.svc.RestoreSecret(ctx, r.Principal.Account, name))
 }
 
 func (h *secretHandlers) updateSecretRotationPolicy(ctx context.Context, r *Request) (any, error) {
@@ -669,11 +669,7 @@ func (h *secretHandlers) updateSecretRotationPolicy(ctx context.Context, r *Requ
 	if err != nil {
 		return nil, err
 	}
-	sec, err := h.svc.UpdateSecretRotationPolicy(ctx, r.Principal.Account, name, enable, p.String("RotationInterval"))
-	if err != nil {
-		return nil, err
-	}
-	return &secretNameResponse{SecretName: sec.Name}, nil
+	return secretNameOrError(h.svc.UpdateSecretRotationPolicy(ctx, r.Principal.Account, name, enable, p.String("RotationInterval")))
 }
 
 func (h *secretHandlers) rotateSecret(ctx context.Context, r *Request) (any, error) {
@@ -794,16 +790,20 @@ func singleTarget(p Params) (secretName, keyID string, err error) {
 	return secretName, keyID, nil
 }
 
-func (h *secretHandlers) tagResource(ctx context.Context, r *Request) (any, error) {
+// singleTagAction runs TagResource or UntagResource: it picks the one
+// target, parses the required parameter param with parse, and applies
+// onKey or onSecret to the result.
+func singleTagAction[T any](h *secretHandlers, r *Request, param string, parse func(string) (T, error),
+	onKey func(kt KeyTagger, keyID string, v T) error, onSecret func(secretName string, v T) error) (any, error) {
 	secretName, keyID, err := singleTarget(r.Params)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := r.Params.Required("Tags")
+	raw, err := r.Params.Required(param)
 	if err != nil {
 		return nil, err
 	}
-	tags, err := secrets.ParseTags(raw)
+	v, err := parse(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -812,32 +812,29 @@ func (h *secretHandlers) tagResource(ctx context.Context, r *Request) (any, erro
 		if err != nil {
 			return nil, err
 		}
-		return emptyOrError(kt.TagKey(ctx, r.Principal.Account, keyID, tagMap(tags)))
+		return emptyOrError(onKey(kt, keyID, v))
 	}
-	return emptyOrError(h.svc.TagSecrets(ctx, r.Principal.Account, []string{secretName}, tags))
+	return emptyOrError(onSecret(secretName, v))
+}
+
+func (h *secretHandlers) tagResource(ctx context.Context, r *Request) (any, error) {
+	return singleTagAction(h, r, "Tags", secrets.ParseTags,
+		func(kt KeyTagger, keyID string, tags []secrets.Tag) error {
+			return kt.TagKey(ctx, r.Principal.Account, keyID, tagMap(tags))
+		},
+		func(secretName string, tags []secrets.Tag) error {
+			return h.svc.TagSecrets(ctx, r.Principal.Account, []string{secretName}, tags)
+		})
 }
 
 func (h *secretHandlers) untagResource(ctx context.Context, r *Request) (any, error) {
-	secretName, keyID, err := singleTarget(r.Params)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := r.Params.Required("TagKeys")
-	if err != nil {
-		return nil, err
-	}
-	keys, err := secrets.ParseTagKeys(raw)
-	if err != nil {
-		return nil, err
-	}
-	if keyID != "" {
-		kt, err := h.keyTagger()
-		if err != nil {
-			return nil, err
-		}
-		return emptyOrError(kt.UntagKey(ctx, r.Principal.Account, keyID, keys))
-	}
-	return emptyOrError(h.svc.UntagSecrets(ctx, r.Principal.Account, []string{secretName}, keys, false))
+	return singleTagAction(h, r, "TagKeys", secrets.ParseTagKeys,
+		func(kt KeyTagger, keyID string, keys []string) error {
+			return kt.UntagKey(ctx, r.Principal.Account, keyID, keys)
+		},
+		func(secretName string, keys []string) error {
+			return h.svc.UntagSecrets(ctx, r.Principal.Account, []string{secretName}, keys, false)
+		})
 }
 
 // resourceType parses ResourceType (secret or key, any case).
@@ -875,6 +872,21 @@ func batchTags(p Params) ([]secrets.Tag, error) {
 	}
 }
 
+// eachKey applies fn to every key of a batch call, stopping at the first
+// error.
+func (h *secretHandlers) eachKey(ids []string, fn func(kt KeyTagger, id string) error) (any, error) {
+	kt, err := h.keyTagger()
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if err := fn(kt, id); err != nil {
+			return nil, err
+		}
+	}
+	return &emptyResponse{}, nil
+}
+
 const maxBatchResources = 50
 
 func batchIDs(p Params, required bool) ([]string, error) {
@@ -910,16 +922,9 @@ func (h *secretHandlers) tagResources(ctx context.Context, r *Request) (any, err
 	if rt == "secret" {
 		return emptyOrError(h.svc.TagSecrets(ctx, r.Principal.Account, ids, tags))
 	}
-	kt, err := h.keyTagger()
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range ids {
-		if err := kt.TagKey(ctx, r.Principal.Account, id, tagMap(tags)); err != nil {
-			return nil, err
-		}
-	}
-	return &emptyResponse{}, nil
+	return h.eachKey(ids, func(kt KeyTagger, id string) error {
+		return kt.TagKey(ctx, r.Principal.Account, id, tagMap(tags))
+	})
 }
 
 func (h *secretHandlers) untagResources(ctx context.Context, r *Request) (any, error) {
@@ -943,16 +948,12 @@ func (h *secretHandlers) untagResources(ctx context.Context, r *Request) (any, e
 	if rt == "secret" {
 		return emptyOrError(h.svc.UntagSecrets(ctx, r.Principal.Account, ids, keys, all))
 	}
-	kt, err := h.keyTagger()
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range ids {
+	return h.eachKey(ids, func(kt KeyTagger, id string) error {
 		drop := keys
 		if all {
 			have, err := kt.ListKeyTags(ctx, r.Principal.Account, id)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			drop = drop[:0:0]
 			for k := range have {
@@ -960,13 +961,10 @@ func (h *secretHandlers) untagResources(ctx context.Context, r *Request) (any, e
 			}
 		}
 		if len(drop) == 0 {
-			continue
+			return nil
 		}
-		if err := kt.UntagKey(ctx, r.Principal.Account, id, drop); err != nil {
-			return nil, err
-		}
-	}
-	return &emptyResponse{}, nil
+		return kt.UntagKey(ctx, r.Principal.Account, id, drop)
+	})
 }
 
 // listTagResources lists the tags of the given resources (all secrets of
