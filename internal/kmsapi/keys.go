@@ -164,6 +164,14 @@ type ciphertextResponse struct {
 	KeyVersionId   string `json:"KeyVersionId" xml:"KeyVersionId"`
 }
 
+// ciphertextOrError answers an action that returns a ciphertext.
+func ciphertextOrError(blob []byte, keyID, keyVersionID string, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &ciphertextResponse{CiphertextBlob: base64.StdEncoding.EncodeToString(blob), KeyId: keyID, KeyVersionId: keyVersionID}, nil
+}
+
 type decryptResponse struct {
 	KeyId        string `json:"KeyId" xml:"KeyId"`
 	KeyVersionId string `json:"KeyVersionId" xml:"KeyVersionId"`
@@ -308,6 +316,14 @@ func keyMetadataOf(m KeyMetadata) keyMetadataBody {
 
 func keyVersionOf(v KeyVersionInfo) keyVersionItem {
 	return keyVersionItem{CreationDate: keyTime(v.CreationDate), KeyId: v.KeyID, KeyVersionId: v.KeyVersionID}
+}
+
+// keyVersionOrError answers an action that returns one key version.
+func keyVersionOrError(v KeyVersionInfo, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &keyVersionResponse{KeyVersion: keyVersionOf(v)}, nil
 }
 
 // keyPage reads PageNumber and PageSize (defaults 1 and 10; the service
@@ -605,7 +621,23 @@ func (h *keyHandlers) deleteAlias(ctx context.Context, r *Request) (any, error) 
 	return &keyEmptyResponse{}, nil
 }
 
-func aliasesResponse(list []KeyAlias, total, number, size int) *listAliasesResponse {
+// keyPaged runs a paged list action: it reads the page, calls list and
+// renders the page with respond.
+func keyPaged[T any](ctx context.Context, r *Request,
+	list func(ctx context.Context, account string, number, size int) ([]T, int, error),
+	respond func(items []T, total, number, size int) any) (any, error) {
+	number, size, err := keyPage(r.Params)
+	if err != nil {
+		return nil, err
+	}
+	items, total, err := list(ctx, r.Principal.Account, number, size)
+	if err != nil {
+		return nil, err
+	}
+	return respond(items, total, number, size), nil
+}
+
+func aliasesResponse(list []KeyAlias, total, number, size int) any {
 	out := &listAliasesResponse{PageNumber: number, PageSize: size, TotalCount: total}
 	out.Aliases.Alias = make([]keyAliasItem, 0, len(list))
 	for _, a := range list {
@@ -615,15 +647,7 @@ func aliasesResponse(list []KeyAlias, total, number, size int) *listAliasesRespo
 }
 
 func (h *keyHandlers) listAliases(ctx context.Context, r *Request) (any, error) {
-	number, size, err := keyPage(r.Params)
-	if err != nil {
-		return nil, err
-	}
-	list, total, err := h.svc.ListAliases(ctx, r.Principal.Account, number, size)
-	if err != nil {
-		return nil, err
-	}
-	return aliasesResponse(list, total, number, size), nil
+	return keyPaged(ctx, r, h.svc.ListAliases, aliasesResponse)
 }
 
 func (h *keyHandlers) listAliasesByKeyId(ctx context.Context, r *Request) (any, error) {
@@ -631,15 +655,9 @@ func (h *keyHandlers) listAliasesByKeyId(ctx context.Context, r *Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	number, size, err := keyPage(r.Params)
-	if err != nil {
-		return nil, err
-	}
-	list, total, err := h.svc.ListAliasesByKeyId(ctx, r.Principal.Account, id, number, size)
-	if err != nil {
-		return nil, err
-	}
-	return aliasesResponse(list, total, number, size), nil
+	return keyPaged(ctx, r, func(ctx context.Context, account string, number, size int) ([]KeyAlias, int, error) {
+		return h.svc.ListAliasesByKeyId(ctx, account, id, number, size)
+	}, aliasesResponse)
 }
 
 func (h *keyHandlers) createKeyVersion(ctx context.Context, r *Request) (any, error) {
@@ -647,11 +665,7 @@ func (h *keyHandlers) createKeyVersion(ctx context.Context, r *Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	v, err := h.svc.CreateKeyVersion(ctx, r.Principal.Account, id)
-	if err != nil {
-		return nil, err
-	}
-	return &keyVersionResponse{KeyVersion: keyVersionOf(v)}, nil
+	return keyVersionOrError(h.svc.CreateKeyVersion(ctx, r.Principal.Account, id))
 }
 
 func (h *keyHandlers) listKeyVersions(ctx context.Context, r *Request) (any, error) {
@@ -659,20 +673,16 @@ func (h *keyHandlers) listKeyVersions(ctx context.Context, r *Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	number, size, err := keyPage(r.Params)
-	if err != nil {
-		return nil, err
-	}
-	list, total, err := h.svc.ListKeyVersions(ctx, r.Principal.Account, id, number, size)
-	if err != nil {
-		return nil, err
-	}
-	out := &listKeyVersionsResponse{PageNumber: number, PageSize: size, TotalCount: total}
-	out.KeyVersions.KeyVersion = make([]keyVersionItem, 0, len(list))
-	for _, v := range list {
-		out.KeyVersions.KeyVersion = append(out.KeyVersions.KeyVersion, keyVersionOf(v))
-	}
-	return out, nil
+	return keyPaged(ctx, r, func(ctx context.Context, account string, number, size int) ([]KeyVersionInfo, int, error) {
+		return h.svc.ListKeyVersions(ctx, account, id, number, size)
+	}, func(list []KeyVersionInfo, total, number, size int) any {
+		out := &listKeyVersionsResponse{PageNumber: number, PageSize: size, TotalCount: total}
+		out.KeyVersions.KeyVersion = make([]keyVersionItem, 0, len(list))
+		for _, v := range list {
+			out.KeyVersions.KeyVersion = append(out.KeyVersions.KeyVersion, keyVersionOf(v))
+		}
+		return out
+	})
 }
 
 func (h *keyHandlers) describeKeyVersion(ctx context.Context, r *Request) (any, error) {
@@ -684,11 +694,7 @@ func (h *keyHandlers) describeKeyVersion(ctx context.Context, r *Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	v, err := h.svc.DescribeKeyVersion(ctx, r.Principal.Account, id, vid)
-	if err != nil {
-		return nil, err
-	}
-	return &keyVersionResponse{KeyVersion: keyVersionOf(v)}, nil
+	return keyVersionOrError(h.svc.DescribeKeyVersion(ctx, r.Principal.Account, id, vid))
 }
 
 func (h *keyHandlers) encrypt(ctx context.Context, r *Request) (any, error) {
@@ -705,11 +711,7 @@ func (h *keyHandlers) encrypt(ctx context.Context, r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	blob, keyID, vid, err := h.svc.Encrypt(ctx, r.Principal.Account, id, pt, ec)
-	if err != nil {
-		return nil, err
-	}
-	return &ciphertextResponse{CiphertextBlob: base64.StdEncoding.EncodeToString(blob), KeyId: keyID, KeyVersionId: vid}, nil
+	return ciphertextOrError(h.svc.Encrypt(ctx, r.Principal.Account, id, pt, ec))
 }
 
 func (h *keyHandlers) decrypt(ctx context.Context, r *Request) (any, error) {
@@ -750,11 +752,7 @@ func (h *keyHandlers) reEncrypt(ctx context.Context, r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, keyID, vid, err := h.svc.ReEncrypt(ctx, r.Principal.Account, blob, src, dst, dstCtx)
-	if err != nil {
-		return nil, err
-	}
-	return &ciphertextResponse{CiphertextBlob: base64.StdEncoding.EncodeToString(out), KeyId: keyID, KeyVersionId: vid}, nil
+	return ciphertextOrError(h.svc.ReEncrypt(ctx, r.Principal.Account, blob, src, dst, dstCtx))
 }
 
 // dataKeyParams reads GenerateDataKey's KeyId, KeySpec, NumberOfBytes and
@@ -798,11 +796,7 @@ func (h *keyHandlers) generateDataKeyWithoutPlaintext(ctx context.Context, r *Re
 	if err != nil {
 		return nil, err
 	}
-	blob, keyID, vid, err := h.svc.GenerateDataKeyWithoutPlaintext(ctx, r.Principal.Account, id, spec, n, ec)
-	if err != nil {
-		return nil, err
-	}
-	return &ciphertextResponse{CiphertextBlob: base64.StdEncoding.EncodeToString(blob), KeyId: keyID, KeyVersionId: vid}, nil
+	return ciphertextOrError(h.svc.GenerateDataKeyWithoutPlaintext(ctx, r.Principal.Account, id, spec, n, ec))
 }
 
 func (h *keyHandlers) listResourceTags(ctx context.Context, r *Request) (any, error) {
