@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,20 @@ import (
 // maxSecretBytes is the service's value limit; reading stops just past it
 // so that a wrong file is refused before it is sent.
 const maxSecretBytes = 30720
+
+// callAndEmit runs one client call with its request and prints the result;
+// text renders the text form.
+func callAndEmit[Req, Resp any](cmd *cobra.Command, a *app, call func(*client.Client, context.Context, *Req) (*Resp, error), r *Req, text func(w *textOut, out *Resp)) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	out, err := call(c, cmd.Context(), r)
+	if err != nil {
+		return err
+	}
+	return a.emit(out, func(w *textOut) { text(w, out) })
+}
 
 func newSecretCmd(a *app) *cobra.Command {
 	cmd := groupCmd("secret", "Create, read, version, rotate and delete secrets",
@@ -143,15 +158,7 @@ func newSecretCreateCmd(a *app) *cobra.Command {
 			if r.SecretData, err = a.secretValue(valueFile, r.SecretDataType); err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.CreateSecret(cmd.Context(), &r)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return callAndEmit(cmd, a, (*client.Client).CreateSecret, &r, func(w *textOut, out *client.CreateSecretResponse) {
 				w.kv("SecretName", out.SecretName)
 				w.kv("Arn", out.Arn)
 				w.kv("SecretType", out.SecretType)
@@ -246,15 +253,7 @@ same --version-id and value is a harmless success.
 			if r.SecretData, err = a.secretValue(valueFile, r.SecretDataType); err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.PutSecretValue(cmd.Context(), &r)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return callAndEmit(cmd, a, (*client.Client).PutSecretValue, &r, func(w *textOut, out *client.PutSecretValueResponse) {
 				w.kv("SecretName", out.SecretName)
 				w.kv("VersionId", out.VersionId)
 				w.kv("VersionStages", stages(out.VersionStages.VersionStage))
@@ -401,15 +400,7 @@ func newSecretUpdateCmd(a *app) *cobra.Command {
 			if r.Description == "" && r.CustomData == nil {
 				return usagef("nothing to update: give --description or --custom-data")
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.UpdateSecret(cmd.Context(), &r)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) { w.line("Updated secret " + out.SecretName) })
+			return callAndEmit(cmd, a, (*client.Client).UpdateSecret, &r, func(w *textOut, out *client.SecretNameResponse) { w.line("Updated secret " + out.SecretName) })
 		},
 	}
 	cmd.Flags().StringVar(&r.Description, "description", "", "new description")
@@ -433,15 +424,7 @@ recovery.`,
 			if r.ForceDeleteWithoutRecovery && r.RecoveryWindowInDays != 0 {
 				return usagef("--force and --recovery-window-days exclude each other")
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.DeleteSecret(cmd.Context(), &r)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return callAndEmit(cmd, a, (*client.Client).DeleteSecret, &r, func(w *textOut, out *client.DeleteSecretResponse) {
 				w.kv("SecretName", out.SecretName)
 				w.kv("PlannedDeleteTime", out.PlannedDeleteTime)
 			})
@@ -481,15 +464,7 @@ func newSecretVersionsCmd(a *app) *cobra.Command {
 		Args:    nArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r.SecretName = args[0]
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.ListSecretVersionIds(cmd.Context(), &r)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return callAndEmit(cmd, a, (*client.Client).ListSecretVersionIds, &r, func(w *textOut, out *client.ListSecretVersionIdsResponse) {
 				var rows [][]string
 				for _, v := range out.VersionIds.VersionId {
 					rows = append(rows, []string{v.VersionId, stages(v.VersionStages.VersionStage), v.CreateTime})
@@ -520,15 +495,7 @@ func newSecretStageCmd(a *app) *cobra.Command {
 			if r.MoveToVersion == "" && r.RemoveFromVersion == "" {
 				return usagef("give --move-to VERSION, --remove-from VERSION or both")
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.UpdateSecretVersionStage(cmd.Context(), &r)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return callAndEmit(cmd, a, (*client.Client).UpdateSecretVersionStage, &r, func(w *textOut, out *client.SecretNameResponse) {
 				w.kv("SecretName", out.SecretName)
 				w.kv("VersionStage", r.VersionStage)
 				w.kv("MovedTo", r.MoveToVersion)
@@ -603,15 +570,7 @@ refused (Rejected.ResourceInUse); repeating a --version-id is a success.`,
 					return err
 				}
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.RotateSecret(cmd.Context(), &r)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return callAndEmit(cmd, a, (*client.Client).RotateSecret, &r, func(w *textOut, out *client.RotateSecretResponse) {
 				w.kv("SecretName", out.SecretName)
 				w.kv("Arn", out.Arn)
 				w.kv("VersionId", out.VersionId)
@@ -639,15 +598,7 @@ func newSecretRotationPolicyCmd(a *app) *cobra.Command {
 				return usagef("give exactly one of --enable or --disable")
 			}
 			r.SecretName, r.EnableAutomaticRotation = args[0], enable
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.UpdateSecretRotationPolicy(cmd.Context(), &r)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return callAndEmit(cmd, a, (*client.Client).UpdateSecretRotationPolicy, &r, func(w *textOut, out *client.SecretNameResponse) {
 				w.kv("SecretName", out.SecretName)
 				w.kv("AutomaticRotation", map[bool]string{true: "Enabled", false: "Disabled"}[enable])
 				w.kv("RotationInterval", r.RotationInterval)
