@@ -63,15 +63,7 @@ func newKeyCreateCmd(a *app) *cobra.Command {
 			if r.Tags, err = parseTags(tags); err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.CreateKey(cmd.Context(), &r)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) { keyMetadataView(w, out.KeyMetadata) })
+			return callAndEmit(cmd, a, (*client.Client).CreateKey, &r, func(w *textOut, out *client.KeyResponse) { keyMetadataView(w, out.KeyMetadata) })
 		},
 	}
 	f := cmd.Flags()
