@@ -163,9 +163,14 @@ Needs --endpoint and an account root's credentials, as "keyhold bench
 				return nil
 			}
 			if flagValue(cmd, "output", "text") == "json" {
-				return res.Report.WriteJSON(cmd.OutOrStdout())
+				err = res.Report.WriteJSON(cmd.OutOrStdout())
+			} else {
+				err = res.Report.WriteText(cmd.OutOrStdout())
 			}
-			return res.Report.WriteText(cmd.OutOrStdout())
+			if err == nil && res.Report.Failed() {
+				err = errors.New("bench seed: some requests failed (see the report)")
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
