@@ -179,6 +179,7 @@ Needs --endpoint and an account root's credentials, as "keyhold bench
 	f.IntVar(&cfg.Clients, "clients", 32, "concurrent CreateSecret calls while loading")
 	f.IntVar(&cfg.ValueSize, "value-size", 256, "secret value size in bytes")
 	f.StringVar(&measure, "measure", "1,32", `comma-separated client counts to measure at ("" to load only)`)
+	f.BoolVar(&cfg.SkipList, "skip-list", false, "measure GetSecretValue only (ListSecrets scans every secret: slow with many)")
 	f.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per phase")
 	f.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "unrecorded warm-up per phase")
 	f.IntVar(&cfg.MaxRequests, "max-requests", 1_000_000, "cap on measured requests per phase")

@@ -34,6 +34,7 @@ type SeedConfig struct {
 	// 100 per page) and GetSecretValue of random seeded secrets, with these
 	// client counts and Load bounds. Empty Measure: load only.
 	Measure     []int
+	SkipList    bool // measure GetSecretValue only
 	Duration    time.Duration
 	Warmup      time.Duration
 	MaxRequests int
@@ -172,8 +173,10 @@ func Seed(ctx context.Context, cfg SeedConfig) (*SeedResult, error) {
 		return err
 	}
 	for _, n := range cfg.Measure {
-		rep.add(cfg.Progress, PhaseListFirst, fmt.Sprintf("ListSecrets page 1 of %d", lastPage), l(n), RunLoad(ctx, l(n), list(1)))
-		rep.add(cfg.Progress, PhaseListLast, fmt.Sprintf("ListSecrets page %d of %d", lastPage, lastPage), l(n), RunLoad(ctx, l(n), list(lastPage)))
+		if !cfg.SkipList {
+			rep.add(cfg.Progress, PhaseListFirst, fmt.Sprintf("ListSecrets page 1 of %d", lastPage), l(n), RunLoad(ctx, l(n), list(1)))
+			rep.add(cfg.Progress, PhaseListLast, fmt.Sprintf("ListSecrets page %d of %d", lastPage, lastPage), l(n), RunLoad(ctx, l(n), list(lastPage)))
+		}
 		rep.add(cfg.Progress, PhaseGetSeeded, fmt.Sprintf("GetSecretValue, random of %d", cfg.Secrets), l(n), RunLoad(ctx, l(n), get))
 	}
 	res.Report = rep

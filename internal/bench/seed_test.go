@@ -56,6 +56,16 @@ func TestSeedLoadsResumesAndMeasures(t *testing.T) {
 	if got := res.Report.Results[1].Label; got != "ListSecrets page 2 of 2" {
 		t.Errorf("last-page phase = %q, want page 2 of 2 (130 secrets, 100 a page)", got)
 	}
+
+	// Nothing to create now; SkipList measures GetSecretValue alone.
+	cfg.SkipList = true
+	res, err = Seed(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created != 0 || res.Existing != 130 || len(res.Report.Results) != 1 || res.Report.Results[0].Phase != PhaseGetSeeded {
+		t.Fatalf("third run: created %d existing %d, report %+v", res.Created, res.Existing, res.Report.Results)
+	}
 }
 
 func TestSeedRefusesBadInput(t *testing.T) {
