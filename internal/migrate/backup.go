@@ -82,33 +82,7 @@ func walkWithCheck(ctx context.Context, st store.Store, head func(chk []byte) er
 		if err := head(chk); err != nil {
 			return err
 		}
-		tl, ok := tx.(store.TableLister)
-		if !ok {
-			return errors.New("this storage cannot list its tables")
-		}
-		tables, err := tl.Tables()
-		if err != nil {
-			return err
-		}
-		for _, table := range tables {
-			after := ""
-			for {
-				page, err := tx.List(table, "", after, pageSize)
-				if err != nil {
-					return err
-				}
-				for _, kv := range page {
-					if err := fn(table, kv); err != nil {
-						return err
-					}
-				}
-				if len(page) < pageSize {
-					break
-				}
-				after = page[len(page)-1].Key
-			}
-		}
-		return nil
+		return walkTx(tx, fn)
 	})
 }
 

@@ -92,35 +92,39 @@ func (s Summary) diff(o Summary) error {
 
 // walk calls fn for every record of every table in one snapshot.
 func walk(ctx context.Context, st store.Store, fn func(table string, kv store.KV) error) error {
-	return st.View(ctx, func(tx store.Tx) error {
-		tl, ok := tx.(store.TableLister)
-		if !ok {
-			return errors.New("this storage cannot list its tables")
-		}
-		tables, err := tl.Tables()
-		if err != nil {
-			return err
-		}
-		for _, table := range tables {
-			after := ""
-			for {
-				page, err := tx.List(table, "", after, pageSize)
-				if err != nil {
+	return st.View(ctx, func(tx store.Tx) error { return walkTx(tx, fn) })
+}
+
+// walkTx calls fn for every record of every table visible to tx, table by
+// table in key order, a page at a time.
+func walkTx(tx store.Tx, fn func(table string, kv store.KV) error) error {
+	tl, ok := tx.(store.TableLister)
+	if !ok {
+		return errors.New("this storage cannot list its tables")
+	}
+	tables, err := tl.Tables()
+	if err != nil {
+		return err
+	}
+	for _, table := range tables {
+		after := ""
+		for {
+			page, err := tx.List(table, "", after, pageSize)
+			if err != nil {
+				return err
+			}
+			for _, kv := range page {
+				if err := fn(table, kv); err != nil {
 					return err
 				}
-				for _, kv := range page {
-					if err := fn(table, kv); err != nil {
-						return err
-					}
-				}
-				if len(page) < pageSize {
-					break
-				}
-				after = page[len(page)-1].Key
 			}
+			if len(page) < pageSize {
+				break
+			}
+			after = page[len(page)-1].Key
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 type summer struct {
