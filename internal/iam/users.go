@@ -270,14 +270,21 @@ func (s *Service) GetUser(ctx context.Context, account, name string) (*User, err
 
 // ListUsers lists the account's users by name. more reports whether
 // another page follows; its Marker is the last name returned.
-func (s *Service) ListUsers(ctx context.Context, account string, p Page) (users []*User, more bool, err error) {
+func (s *Service) ListUsers(ctx context.Context, account string, p Page) ([]*User, bool, error) {
+	users, more, err := listPage[User](ctx, s.st, TableUsers, account, p)
+	return users, more, storeErr(err, "Listing users")
+}
+
+// listPage reads one page of an account's records of table in key (name)
+// order, decoding each as a T; more reports whether another page follows.
+func listPage[T any](ctx context.Context, st store.Store, table, account string, p Page) (out []*T, more bool, err error) {
 	n, err := p.limit()
 	if err != nil {
 		return nil, false, err
 	}
-	err = s.st.View(ctx, func(tx store.Tx) error {
-		users, more = nil, false
-		kvs, err := tx.List(TableUsers, store.Key(account, ""), afterKey(account, p.Marker), n+1)
+	err = st.View(ctx, func(tx store.Tx) error {
+		out, more = nil, false
+		kvs, err := tx.List(table, store.Key(account, ""), afterKey(account, p.Marker), n+1)
 		if err != nil {
 			return err
 		}
@@ -285,15 +292,15 @@ func (s *Service) ListUsers(ctx context.Context, account string, p Page) (users 
 			kvs, more = kvs[:n], true
 		}
 		for _, kv := range kvs {
-			var u User
-			if err := json.Unmarshal(kv.Value, &u); err != nil {
+			v := new(T)
+			if err := json.Unmarshal(kv.Value, v); err != nil {
 				return err
 			}
-			users = append(users, &u)
+			out = append(out, v)
 		}
 		return nil
 	})
-	return users, more, storeErr(err, "Listing users")
+	return out, more, err
 }
 
 func afterKey(account, marker string) string {
@@ -506,29 +513,8 @@ func (s *Service) CreateGroup(ctx context.Context, account, name, comments strin
 }
 
 // ListGroups lists the account's groups by name.
-func (s *Service) ListGroups(ctx context.Context, account string, p Page) (groups []*Group, more bool, err error) {
-	n, err := p.limit()
-	if err != nil {
-		return nil, false, err
-	}
-	err = s.st.View(ctx, func(tx store.Tx) error {
-		groups, more = nil, false
-		kvs, err := tx.List(TableGroups, store.Key(account, ""), afterKey(account, p.Marker), n+1)
-		if err != nil {
-			return err
-		}
-		if len(kvs) > n {
-			kvs, more = kvs[:n], true
-		}
-		for _, kv := range kvs {
-			var g Group
-			if err := json.Unmarshal(kv.Value, &g); err != nil {
-				return err
-			}
-			groups = append(groups, &g)
-		}
-		return nil
-	})
+func (s *Service) ListGroups(ctx context.Context, account string, p Page) ([]*Group, bool, error) {
+	groups, more, err := listPage[Group](ctx, s.st, TableGroups, account, p)
 	return groups, more, storeErr(err, "Listing groups")
 }
 
