@@ -3,8 +3,6 @@ package iam
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -18,49 +16,31 @@ import (
 
 	"github.com/keyhold/keyhold/internal/apicall"
 	"github.com/keyhold/keyhold/internal/errs"
+	"github.com/keyhold/keyhold/internal/keys"
 	"github.com/keyhold/keyhold/internal/store"
 	"github.com/keyhold/keyhold/internal/store/bolt"
 )
 
-// fakeSealer stands in for keys.Service: AES-256-GCM under a random key.
-type fakeSealer struct{ aead cipher.AEAD }
-
-func newFakeSealer(t testing.TB) *fakeSealer {
+// newTestSealer returns the real root-key barrier (keys.Barrier) under a
+// random key: it is what the server passes as the Sealer.
+func newTestSealer(t testing.TB) *keys.Barrier {
 	t.Helper()
 	k := make([]byte, 32)
 	rand.Read(k)
-	b, err := aes.NewCipher(k)
+	b, err := keys.NewBarrier(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fakeSealer{aead: g}
-}
-
-func (s *fakeSealer) SealWithRoot(aad, pt []byte) ([]byte, error) {
-	n := make([]byte, s.aead.NonceSize())
-	rand.Read(n)
-	return s.aead.Seal(n, n, pt, aad), nil
-}
-
-func (s *fakeSealer) OpenWithRoot(aad, sealed []byte) ([]byte, error) {
-	ns := s.aead.NonceSize()
-	if len(sealed) < ns {
-		return nil, errors.New("short")
-	}
-	return s.aead.Open(nil, sealed[:ns], sealed[ns:], aad)
+	return b
 }
 
 type env struct {
 	path   string
-	sealer *fakeSealer
+	sealer *keys.Barrier
 }
 
 func newEnv(t testing.TB) *env {
-	return &env{path: filepath.Join(t.TempDir(), "keyhold.db"), sealer: newFakeSealer(t)}
+	return &env{path: filepath.Join(t.TempDir(), "keyhold.db"), sealer: newTestSealer(t)}
 }
 
 // open opens the store and a Service over it, closed at test end.
@@ -368,10 +348,7 @@ func BenchmarkLookupAccessKeyCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	k := make([]byte, 32)
-	blk, _ := aes.NewCipher(k)
-	g, _ := cipher.NewGCM(blk)
-	s := New(st, &fakeSealer{aead: g})
+	s := New(st, newTestSealer(b))
 	defer s.Close()
 	_, pair, err := s.EnsureRootAccount(ctx)
 	if err != nil {

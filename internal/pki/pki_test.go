@@ -3,8 +3,6 @@ package pki
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/tls"
@@ -12,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,40 +17,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/internal/keys"
 	"github.com/keyhold/keyhold/internal/store"
 	"github.com/keyhold/keyhold/internal/store/bolt"
 )
 
-// fakeSealer stands in for keys.Service: AES-256-GCM under a random key.
-type fakeSealer struct{ aead cipher.AEAD }
-
-func newFakeSealer(t *testing.T) *fakeSealer {
+// newTestSealer returns the real root-key barrier (keys.Barrier) under a
+// random key: it is what the server passes as the Sealer.
+func newTestSealer(t *testing.T) *keys.Barrier {
 	t.Helper()
 	k := make([]byte, 32)
 	rand.Read(k)
-	b, err := aes.NewCipher(k)
+	b, err := keys.NewBarrier(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fakeSealer{aead: g}
-}
-
-func (s *fakeSealer) SealWithRoot(aad, pt []byte) ([]byte, error) {
-	n := make([]byte, s.aead.NonceSize())
-	rand.Read(n)
-	return s.aead.Seal(n, n, pt, aad), nil
-}
-
-func (s *fakeSealer) OpenWithRoot(aad, sealed []byte) ([]byte, error) {
-	ns := s.aead.NonceSize()
-	if len(sealed) < ns {
-		return nil, errors.New("short")
-	}
-	return s.aead.Open(nil, sealed[:ns], sealed[ns:], aad)
+	return b
 }
 
 func openStore(t *testing.T, path string) store.Store {
@@ -68,7 +47,7 @@ func openStore(t *testing.T, path string) store.Store {
 func TestCACreatedOnceAndReloadedIdentical(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "keyhold.db")
-	sealer := newFakeSealer(t)
+	sealer := newTestSealer(t)
 
 	st := openStore(t, path)
 	ca1, err := LoadOrCreateCA(ctx, st, sealer)
@@ -109,10 +88,10 @@ func TestCAWithWrongRootKeyRefused(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, filepath.Join(t.TempDir(), "keyhold.db"))
 	defer st.Close()
-	if _, err := LoadOrCreateCA(ctx, st, newFakeSealer(t)); err != nil {
+	if _, err := LoadOrCreateCA(ctx, st, newTestSealer(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreateCA(ctx, st, newFakeSealer(t)); err == nil {
+	if _, err := LoadOrCreateCA(ctx, st, newTestSealer(t)); err == nil {
 		t.Fatal("CA loaded with another root key")
 	}
 }
@@ -121,7 +100,7 @@ func TestConcurrentLoadOrCreateCAYieldsOneCA(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, filepath.Join(t.TempDir(), "keyhold.db"))
 	defer st.Close()
-	sealer := newFakeSealer(t)
+	sealer := newTestSealer(t)
 
 	const n = 4
 	cas := make([]*CA, n)
@@ -276,7 +255,7 @@ func TestCAPrivateKeyNotInStoreFile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "keyhold.db")
 	st := openStore(t, path)
-	ca, err := LoadOrCreateCA(ctx, st, newFakeSealer(t))
+	ca, err := LoadOrCreateCA(ctx, st, newTestSealer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +295,7 @@ func containsEncoded(b, secret []byte) bool {
 
 func testCA(t *testing.T) *CA {
 	t.Helper()
-	ca, _, err := newCA(newFakeSealer(t))
+	ca, _, err := newCA(newTestSealer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
