@@ -25,6 +25,26 @@ func addBastionAdmin(a *app, cmd *cobra.Command, dataDir, server *string) {
 		}
 		return d, nil
 	}
+	// onDir and onState open the data directory (and load its state) for a
+	// command, so each command is only its own work.
+	onDir := func(fn func(cmd *cobra.Command, args []string, d *bastion.Dir) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			d, err := dir()
+			if err != nil {
+				return err
+			}
+			return fn(cmd, args, d)
+		}
+	}
+	onState := func(fn func(st *bastion.State) error) func(*cobra.Command, []string) error {
+		return onDir(func(_ *cobra.Command, _ []string, d *bastion.Dir) error {
+			st, err := d.Load()
+			if err != nil {
+				return err
+			}
+			return fn(st)
+		})
+	}
 	clientCmd := func() {
 		if *server != "" {
 			a.endpoint = *server
@@ -44,7 +64,7 @@ host keys from the host's agent (DescribeHost), or the address from
 used for nothing else and never stored.`,
 		Example: "  keyhold bastion import --data-dir /var/lib/keyhold-bastion\n  keyhold bastion import --address i-0abc=10.0.0.5:22",
 		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			m := map[string]string{}
 			for _, s := range addrs {
 				id, addr, ok := strings.Cut(s, "=")
@@ -52,10 +72,6 @@ used for nothing else and never stored.`,
 					return usagef("--address %q: want ID=HOST:PORT", s)
 				}
 				m[id] = addr
-			}
-			d, err := dir()
-			if err != nil {
-				return err
 			}
 			clientCmd()
 			c, err := a.client()
@@ -73,7 +89,7 @@ used for nothing else and never stored.`,
 				}
 				w.table([]string{"HOST", "ADDRESS", "ACCOUNT", "SECRET", "HOST KEYS", "AGENT"}, rows)
 			})
-		},
+		}),
 	}
 	imp.Flags().StringArrayVar(&addrs, "address", nil, "SSH address of a host: INSTANCE_ID=HOST:PORT (repeatable)")
 
@@ -87,7 +103,7 @@ used for nothing else and never stored.`,
 		Example: `  keyhold bastion hosts add lab1 --address 10.0.0.9:22 --name lab --account root=acs/ecs/lab1/root
   keyhold bastion hosts add lab1 --address 10.0.0.9:22 --host-key "$(cat /etc/ssh/ssh_host_ed25519_key.pub)"`,
 		Args: nArgs("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			h := bastion.Host{ID: args[0], Name: hname, Address: haddr, HostKeys: hkeys}
 			for _, s := range haccts {
 				u, sec, ok := strings.Cut(s, "=")
@@ -96,16 +112,12 @@ used for nothing else and never stored.`,
 				}
 				h.Accounts = append(h.Accounts, bastion.Account{User: u, Secret: sec})
 			}
-			d, err := dir()
-			if err != nil {
-				return err
-			}
 			if err := d.AddHost(h); err != nil {
 				return usagef("%v", err)
 			}
 			fmt.Fprintf(a.io.out, "Host %s saved\n", h.ID)
 			return nil
-		},
+		}),
 	}
 	hadd.Flags().StringVar(&hname, "name", "", "short name operators may use instead of the id")
 	hadd.Flags().StringVar(&haddr, "address", "", "SSH address HOST:PORT (required)")
@@ -115,15 +127,7 @@ used for nothing else and never stored.`,
 	hlist := &cobra.Command{
 		Use: "list", Short: "List hosts, accounts and pinned keys", Args: noArgs,
 		Example: "  keyhold bastion hosts list --data-dir /var/lib/keyhold-bastion\n  keyhold bastion hosts list --output json",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
-			st, err := d.Load()
-			if err != nil {
-				return err
-			}
+		RunE: onState(func(st *bastion.State) error {
 			return a.emit(st.Hosts, func(w *textOut) {
 				rows := [][]string{}
 				for _, h := range st.Hosts {
@@ -135,18 +139,14 @@ used for nothing else and never stored.`,
 				}
 				w.table([]string{"ID", "NAME", "ADDRESS", "HOST KEYS", "AGENT", "ACCOUNTS"}, rows)
 			})
-		},
+		}),
 	}
 	hrepin := &cobra.Command{
 		Use:     "repin HOST",
 		Short:   "Pin a host's new key after a legitimate change (from its agent, else from the host itself)",
 		Example: "  keyhold bastion hosts repin web1",
 		Args:    nArgs("HOST"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			clientCmd()
 			c, _ := a.client() // only needed for hosts with an agent
 			keys, err := d.Repin(cmd.Context(), c, args[0])
@@ -155,22 +155,18 @@ used for nothing else and never stored.`,
 			}
 			fmt.Fprintf(a.io.out, "Pinned %s for %s\n", fingerprints(keys), args[0])
 			return nil
-		},
+		}),
 	}
 	hremove := &cobra.Command{
 		Use: "remove HOST", Short: "Remove a host and the grants on it", Args: nArgs("HOST"),
 		Example: "  keyhold bastion hosts remove lab1",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			if err := d.RemoveHost(args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.io.out, "Removed host %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 	hosts.AddCommand(hadd, hlist, hrepin, hremove)
 
@@ -180,7 +176,7 @@ used for nothing else and never stored.`,
 	opadd := &cobra.Command{
 		Use: "add NAME --public-key FILE", Short: "Add an operator (or add keys to one)", Args: nArgs("NAME"),
 		Example: "  keyhold bastion operator add alice --public-key ~alice/.ssh/id_ed25519.pub",
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			if len(pubFiles) == 0 {
 				return usagef("--public-key is required")
 			}
@@ -198,30 +194,18 @@ used for nothing else and never stored.`,
 					keys, rest = append(keys, k), r
 				}
 			}
-			d, err := dir()
-			if err != nil {
-				return err
-			}
 			if err := d.AddOperator(args[0], keys); err != nil {
 				return usagef("%v", err)
 			}
 			fmt.Fprintf(a.io.out, "Operator %s: %d key(s) added\n", args[0], len(keys))
 			return nil
-		},
+		}),
 	}
 	opadd.Flags().StringArrayVar(&pubFiles, "public-key", nil, "file with the operator's SSH public key(s) (repeatable)")
 	oplist := &cobra.Command{
 		Use: "list", Short: "List operators", Args: noArgs,
 		Example: "  keyhold bastion operator list",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
-			st, err := d.Load()
-			if err != nil {
-				return err
-			}
+		RunE: onState(func(st *bastion.State) error {
 			return a.emit(st.Operators, func(w *textOut) {
 				rows := [][]string{}
 				for _, o := range st.Operators {
@@ -229,22 +213,18 @@ used for nothing else and never stored.`,
 				}
 				w.table([]string{"NAME", "KEYS"}, rows)
 			})
-		},
+		}),
 	}
 	oprm := &cobra.Command{
 		Use: "remove NAME", Short: "Remove an operator, their grants and open sessions", Args: nArgs("NAME"),
 		Example: "  keyhold bastion operator remove alice",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			if err := d.RemoveOperator(args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.io.out, "Removed operator %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 	op.AddCommand(opadd, oplist, oprm)
 
@@ -254,48 +234,32 @@ used for nothing else and never stored.`,
 		Use: "grant NAME HOST ACCOUNT", Short: "Let an operator use a host account",
 		Example: "  keyhold bastion grant alice web1 root\n  keyhold bastion grant alice web1 deploy --allow-port-forwarding",
 		Args:    nArgs("NAME", "HOST", "ACCOUNT"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			g, err := d.AddGrant(bastion.Grant{Operator: args[0], Host: args[1], Account: args[2], AgentForwarding: agentFwd, PortForwarding: portFwd})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.io.out, "Granted %s %s@%s\n", g.Operator, g.Account, g.Host)
 			return nil
-		},
+		}),
 	}
 	grant.Flags().BoolVar(&agentFwd, "allow-agent-forwarding", false, "allow ssh -A through this grant")
 	grant.Flags().BoolVar(&portFwd, "allow-port-forwarding", false, "allow -L/-R/-W through this grant")
 	revoke := &cobra.Command{
 		Use: "revoke NAME HOST ACCOUNT", Short: "Revoke a grant and end the sessions it allowed", Args: nArgs("NAME", "HOST", "ACCOUNT"),
 		Example: "  keyhold bastion revoke alice web1 deploy",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			if err := d.Revoke(args[0], args[1], args[2]); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.io.out, "Revoked %s %s@%s\n", args[0], args[2], args[1])
 			return nil
-		},
+		}),
 	}
 	grants := &cobra.Command{
 		Use: "grants", Short: "List grants", Args: noArgs,
 		Example: "  keyhold bastion grants --output json",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
-			st, err := d.Load()
-			if err != nil {
-				return err
-			}
+		RunE: onState(func(st *bastion.State) error {
 			return a.emit(st.Grants, func(w *textOut) {
 				rows := [][]string{}
 				for _, g := range st.Grants {
@@ -303,18 +267,14 @@ used for nothing else and never stored.`,
 				}
 				w.table([]string{"OPERATOR", "HOST", "ACCOUNT", "AGENT FWD", "PORT FWD"}, rows)
 			})
-		},
+		}),
 	}
 
 	// sessions
 	sessions := &cobra.Command{
 		Use: "sessions", Short: "List sessions (open, closed, refused) from the session log", Args: noArgs,
 		Example: "  keyhold bastion sessions\n  keyhold bastion sessions --output json\n  keyhold bastion sessions kill 3f2a9c0d1e4b5a67",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			ss, err := d.Sessions()
 			if err != nil {
 				return err
@@ -337,16 +297,12 @@ used for nothing else and never stored.`,
 				}
 				w.table([]string{"ID", "STATE", "OPERATOR", "SOURCE", "ACCOUNT@HOST", "START", "END", "IN", "OUT", "EXIT", "RESULT"}, rows)
 			})
-		},
+		}),
 	}
 	kill := &cobra.Command{
 		Use: "kill ID", Short: "End an open session", Args: nArgs("ID"),
 		Example: "  keyhold bastion sessions kill 3f2a9c0d1e4b5a67",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := dir()
-			if err != nil {
-				return err
-			}
+		RunE: onDir(func(cmd *cobra.Command, args []string, d *bastion.Dir) error {
 			if err := d.RequestKill(args[0]); err != nil {
 				return err
 			}
@@ -363,7 +319,7 @@ used for nothing else and never stored.`,
 				time.Sleep(100 * time.Millisecond)
 			}
 			return fmt.Errorf("session %s: kill requested, but the bastion has not ended it (is it running on this data directory?)", args[0])
-		},
+		}),
 	}
 	sessions.AddCommand(kill)
 
