@@ -134,15 +134,9 @@ func newKeyDescribeCmd(a *app) *cobra.Command {
 		Example: "  keyhold key describe alias/app\n  keyhold key describe 1234abcd-12ab-34cd-56ef-1234567890ab --output json",
 		Args:    nArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.DescribeKey(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) { keyMetadataView(w, out.KeyMetadata) })
+			return emitCall(cmd, a, func(c *client.Client, ctx context.Context) (*client.KeyResponse, error) {
+				return c.DescribeKey(ctx, args[0])
+			}, func(w *textOut, out *client.KeyResponse) { keyMetadataView(w, out.KeyMetadata) })
 		},
 	}
 }
@@ -155,15 +149,9 @@ func keyAction(a *app, use, short, action string, fn func(*client.Client, contex
 		Example: "  keyhold key " + use + " alias/app",
 		Args:    nArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := fn(c, cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) { w.line(action + ": " + args[0] + ": done") })
+			return emitCall(cmd, a, func(c *client.Client, ctx context.Context) (*client.Response, error) {
+				return fn(c, ctx, args[0])
+			}, func(w *textOut, _ *client.Response) { w.line(action + ": " + args[0] + ": done") })
 		},
 	}
 }
@@ -179,15 +167,9 @@ Everything encrypted under the key becomes unreadable once it is deleted;
 		Example: "  keyhold key schedule-deletion alias/old --pending-window-days 7",
 		Args:    nArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.ScheduleKeyDeletion(cmd.Context(), args[0], days)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return emitCall(cmd, a, func(c *client.Client, ctx context.Context) (*client.Response, error) {
+				return c.ScheduleKeyDeletion(ctx, args[0], days)
+			}, func(w *textOut, out *client.Response) {
 				w.line(fmt.Sprintf("Key %s is scheduled for deletion in %d days", args[0], days))
 			})
 		},
@@ -203,15 +185,9 @@ func newKeyUpdateDescriptionCmd(a *app) *cobra.Command {
 		Example: `  keyhold key update-description alias/app "payments app key"`,
 		Args:    nArgs("KEY", "DESCRIPTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.UpdateKeyDescription(cmd.Context(), args[0], args[1])
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) { w.line("Updated key " + args[0]) })
+			return emitCall(cmd, a, func(c *client.Client, ctx context.Context) (*client.Response, error) {
+				return c.UpdateKeyDescription(ctx, args[0], args[1])
+			}, func(w *textOut, out *client.Response) { w.line("Updated key " + args[0]) })
 		},
 	}
 }
@@ -223,15 +199,9 @@ func newKeyRotateCmd(a *app) *cobra.Command {
 		Example: "  keyhold key rotate alias/app",
 		Args:    nArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.CreateKeyVersion(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return emitCall(cmd, a, func(c *client.Client, ctx context.Context) (*client.CreateKeyVersionResponse, error) {
+				return c.CreateKeyVersion(ctx, args[0])
+			}, func(w *textOut, out *client.CreateKeyVersionResponse) {
 				w.kv("KeyId", out.KeyVersion.KeyId)
 				w.kv("KeyVersionId", out.KeyVersion.KeyVersionId)
 				w.kv("CreationDate", out.KeyVersion.CreationDate)
@@ -248,15 +218,9 @@ func newKeyVersionsCmd(a *app) *cobra.Command {
 		Example: "  keyhold key versions alias/app",
 		Args:    nArgs("KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.ListKeyVersions(cmd.Context(), args[0], page)
-			if err != nil {
-				return err
-			}
-			return a.emit(out, func(w *textOut) {
+			return emitCall(cmd, a, func(c *client.Client, ctx context.Context) (*client.ListKeyVersionsResponse, error) {
+				return c.ListKeyVersions(ctx, args[0], page)
+			}, func(w *textOut, out *client.ListKeyVersionsResponse) {
 				var rows [][]string
 				for _, v := range out.KeyVersions.KeyVersion {
 					rows = append(rows, []string{v.KeyVersionId, v.CreationDate})

@@ -21,11 +21,17 @@ const maxSecretBytes = 30720
 // callAndEmit runs one client call with its request and prints the result;
 // text renders the text form.
 func callAndEmit[Req, Resp any](cmd *cobra.Command, a *app, call func(*client.Client, context.Context, *Req) (*Resp, error), r *Req, text func(w *textOut, out *Resp)) error {
+	return emitCall(cmd, a, func(c *client.Client, ctx context.Context) (*Resp, error) { return call(c, ctx, r) }, text)
+}
+
+// emitCall makes one client call and prints its response (text via text,
+// or JSON): the body of most commands.
+func emitCall[Resp any](cmd *cobra.Command, a *app, call func(*client.Client, context.Context) (*Resp, error), text func(w *textOut, out *Resp)) error {
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
-	out, err := call(c, cmd.Context(), r)
+	out, err := call(c, cmd.Context())
 	if err != nil {
 		return err
 	}
