@@ -84,8 +84,7 @@ func start(t testing.TB, cleanup func(func())) *Server {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on", port, dir)
-	if err := run("pg_ctl", "-D", data, "-o", opts, "-l", logf, "-w", "-t", "60", "start"); err != nil {
+	if err := run("pg_ctl", "-D", data, "-o", serverOpts(port, dir), "-l", logf, "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(logf)
 		t.Fatalf("%v\nserver log:\n%s", err, log)
 	}
