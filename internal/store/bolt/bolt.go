@@ -29,6 +29,11 @@ var _ store.Store = (*Store)(nil)
 // ErrClosed is returned by every operation after Close.
 var ErrClosed = errors.New("bolt: store is closed")
 
+// ErrLocked is wrapped by Open when another process (a running server)
+// holds the file's lock past the open timeout, so that callers such as
+// `keyhold backup` can tell "in use" from a damaged file.
+var ErrLocked = errors.New("locked by another process")
+
 // Bucket names. User tables live under "t:" and internal state under "sys:"
 // so that no table name can collide with (or read) the internal buckets.
 const (
@@ -120,7 +125,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		InitialMmapSize: 256 << 20,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("bolt: %s is locked by another process (is another keyhold server running?)", path)
+		return nil, fmt.Errorf("bolt: %s is %w (is another keyhold server running?)", path, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
