@@ -115,6 +115,30 @@ func (t *tx) List(table, prefix, after string, limit int) ([]store.KV, error) {
 	return out, nil
 }
 
+// ListOffset walks the cursor over the first offset keys without touching
+// their values (bbolt hands out slices into the mmap: nothing is copied or
+// decoded), then collects the page.
+func (t *tx) ListOffset(table, prefix string, offset, limit int) ([]store.KV, error) {
+	b := t.bucket(table)
+	if b == nil {
+		return nil, nil
+	}
+	var out []store.KV
+	c := b.Cursor()
+	p := []byte(prefix)
+	k, v := c.Seek(p)
+	for ; offset > 0 && k != nil && bytes.HasPrefix(k, p); offset-- {
+		k, v = c.Next()
+	}
+	for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		out = append(out, store.KV{Key: string(k), Value: clone(v)})
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	return out, nil
+}
+
 func (t *tx) Count(table, prefix string) (int, error) {
 	b := t.bucket(table)
 	if b == nil {

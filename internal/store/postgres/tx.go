@@ -125,6 +125,11 @@ func (t *tx) List(table, prefix, after string, limit int) ([]store.KV, error) {
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
+	return t.query(q, args...)
+}
+
+// query runs a SELECT of (key, value) rows.
+func (t *tx) query(q string, args ...any) ([]store.KV, error) {
 	rows, err := t.ptx.Query(t.ctx, q, args...)
 	if err != nil {
 		return nil, t.note(err)
@@ -142,6 +147,24 @@ func (t *tx) List(table, prefix, after string, limit int) ([]store.KV, error) {
 		out = append(out, store.KV{Key: string(k), Value: v})
 	}
 	return out, t.note(rows.Err())
+}
+
+// ListOffset finds the page's first key with an index-only subquery (the
+// skipped rows' values are never fetched from the heap, as a plain OFFSET
+// on "SELECT key, value" would), then reads the page from that key.
+func (t *tx) ListOffset(table, prefix string, offset, limit int) ([]store.KV, error) {
+	if offset <= 0 {
+		return t.List(table, prefix, "", limit)
+	}
+	where, args := keyRange(table, prefix, "")
+	args = append(args, offset)
+	q := "SELECT key, value FROM kh_records WHERE " + where +
+		fmt.Sprintf(" AND key >= (SELECT key FROM kh_records WHERE %s ORDER BY key OFFSET $%d LIMIT 1)", where, len(args)) +
+		" ORDER BY key"
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	return t.query(q, args...)
 }
 
 func (t *tx) Count(table, prefix string) (int, error) {
