@@ -50,6 +50,13 @@ type Tx interface {
 	// with prefix and sorts strictly after `after`, in ascending byte order
 	// of the key.
 	List(table, prefix, after string, limit int) ([]KV, error)
+	// ListOffset returns up to limit records (limit <= 0: all) whose key
+	// starts with prefix, in ascending byte order of the key, after
+	// skipping the first offset such keys (offset < 0 counts as 0). The
+	// skipped records' values are neither read nor copied, so page N of a
+	// listing costs a walk over keys, not a decode of every record before
+	// it.
+	ListOffset(table, prefix string, offset, limit int) ([]KV, error)
 	// Count returns the number of keys with the prefix.
 	Count(table, prefix string) (int, error)
 	// CheckFence fails with ErrFenced unless token is the current token of
