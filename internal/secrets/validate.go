@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -137,6 +138,7 @@ func FormatInterval(d time.Duration) string {
 
 // CheckInterval applies the per-type bounds: ECS secrets 1 h to 365 d, other
 // managed types 6 h to 365 d; generic secrets have no automatic rotation.
+// SetDevMinRotationInterval lowers the minimum (tests and demos only).
 func CheckInterval(secretType string, d time.Duration) error {
 	lo := 6 * time.Hour
 	switch secretType {
@@ -145,13 +147,35 @@ func CheckInterval(secretType string, d time.Duration) error {
 	case TypeECS:
 		lo = time.Hour
 	}
+	if dev := time.Duration(devMinInterval.Load()); dev > 0 && dev < lo {
+		lo = dev
+	}
 	if d < lo || d > 365*24*time.Hour {
-		return invalid("The parameter RotationInterval must be between %s and 365d for %s secrets.", humanHours(lo), secretType)
+		return invalid("The parameter RotationInterval must be between %s and 365d for %s secrets.", humanInterval(lo), secretType)
 	}
 	return nil
 }
 
-func humanHours(d time.Duration) string { return strconv.Itoa(int(d/time.Hour)) + "h" }
+// devMinInterval, when positive, is a lower minimum rotation interval for
+// every managed type. It is process-wide rather than per Service because
+// CheckInterval is a plain function; one server runs per process.
+var devMinInterval atomic.Int64
+
+// SetDevMinRotationInterval lowers the minimum automatic rotation interval
+// to d for every managed type (0 restores the API's bounds). It exists so
+// that a test or a demo can watch a scheduled rotation within seconds
+// (`keyhold server --dev-min-rotation-interval`); it is not for production,
+// where the bounds match Alibaba Cloud's.
+func SetDevMinRotationInterval(d time.Duration) { devMinInterval.Store(int64(max(d, 0))) }
+
+// humanInterval renders a bound as the API documents it: whole hours, or
+// seconds under the lowered development minimum.
+func humanInterval(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	}
+	return FormatInterval(d)
+}
 
 // checkExtendedConfig checks that cfg is a JSON object within the size limit.
 func checkExtendedConfig(cfg string) (map[string]any, error) {
