@@ -61,6 +61,11 @@ type Config struct {
 	// Rotation tunes the rotation engine (tests shorten its timeouts);
 	// zero fields take the engine's defaults.
 	Rotation RotationConfig
+	// DevMinRotationInterval, when positive, lowers the minimum automatic
+	// rotation interval of managed secrets (process-wide) so that tests and
+	// demos see a scheduled rotation within seconds. Not for production:
+	// the server warns at every start while it is set.
+	DevMinRotationInterval time.Duration
 }
 
 // RotationConfig is the part of rotation.Config the server exposes.
@@ -124,6 +129,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	log := cfg.Logger
 	if err := checkPlainListen(cfg.Listen, cfg.InsecureHTTP); err != nil {
 		return nil, err
+	}
+	if d := cfg.DevMinRotationInterval; d != 0 {
+		if d < time.Second || d >= time.Hour {
+			return nil, fmt.Errorf("the development minimum rotation interval must be from 1s to under 1h, not %s", d)
+		}
+		log.Warn("development setting: automatic rotation intervals down to this minimum are accepted; not for production", "min_rotation_interval", d)
+		secrets.SetDevMinRotationInterval(d)
 	}
 	if cfg.Listen != "" && cfg.InsecureHTTP && !isLoopback(cfg.Listen) {
 		log.Warn("plain HTTP is served on a non-loopback address: requests and secret values travel unencrypted", "listen", cfg.Listen)
