@@ -222,6 +222,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		v, err = s.handle(ctx, c, r)
 	}
+	if st, ok := v.(*Stream); ok && err == nil {
+		s.sendStream(ctx, w, c, st) // a raw body, audited around its writing
+		return
+	}
 	status, code, body := s.render(c, v, err)
 	if s.cfg.Audit != nil {
 		if aerr := s.record(ctx, c, false, status, code); aerr != nil {
