@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentIncrements", testConcurrentIncrements},
 		{"ListOrderAndPaging", testList},
+		{"ListOffset", testListOffset},
 		{"Count", testCount},
 		{"ValuesAreCopies", testValuesAreCopies},
 		{"Nonces", testNonces},
@@ -406,6 +407,115 @@ func testList(t *testing.T, s store.Store) {
 	}
 	if fmt.Sprint(paged) != fmt.Sprint(all) {
 		t.Fatalf("paging by 2 = %q, want %q", paged, all)
+	}
+}
+
+func testListOffset(t *testing.T, s store.Store) {
+	// Neighbours on both sides of the prefix, and in another table, must
+	// neither be skipped nor returned.
+	in := []string{"p/c", "p/a", "p/é", "p/b0", "p/B", "p/b", "p/z", "o/x", "pa", "q/x", "p", "p\xff"}
+	err := s.Update(ctx(t), func(tx store.Tx) error {
+		for _, k := range in {
+			if err := tx.Put("off", k, []byte("v:"+k)); err != nil {
+				return err
+			}
+			if err := tx.Put("off2", "p/"+k, []byte("x")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"p/B", "p/a", "p/b", "p/b0", "p/c", "p/z", "p/é"}
+	cases := []struct {
+		prefix        string
+		offset, limit int
+		want          []string
+	}{
+		{"p/", 0, 0, all},
+		{"p/", 0, 3, all[:3]},
+		{"p/", -5, 2, all[:2]},                // negative offset counts as 0
+		{"p/", 3, 2, []string{"p/b0", "p/c"}}, // a middle page
+		{"p/", 6, 3, all[6:]},                 // a last partial page
+		{"p/", 5, 0, all[5:]},                 // the rest
+		{"p/", 7, 1, nil},                     // just past the end
+		{"p/", 1000, 10, nil},                 // far beyond the end
+		{"p", 1, 2, all[:2]},                  // "p" itself is the first key
+		{"p", 8, 5, []string{"pa", "p\xff"}},
+		{"", 0, 2, []string{"o/x", "p"}},
+		{"", 10, 0, []string{"p\xff", "q/x"}},
+		{"nothing/", 0, 5, nil},
+		{"nothing/", 2, 5, nil},
+	}
+	check := func(tx store.Tx) error {
+		for _, c := range cases {
+			got, err := tx.ListOffset("off", c.prefix, c.offset, c.limit)
+			if err != nil {
+				return err
+			}
+			if fmt.Sprint(keys(got)) != fmt.Sprint(c.want) {
+				t.Errorf("ListOffset(%q, offset %d, limit %d) = %q, want %q", c.prefix, c.offset, c.limit, keys(got), c.want)
+			}
+			for _, kv := range got {
+				if string(kv.Value) != "v:"+kv.Key {
+					t.Errorf("ListOffset value of %q = %q", kv.Key, kv.Value)
+				}
+			}
+		}
+		if got, err := tx.ListOffset("never-written", "", 3, 0); err != nil || len(got) != 0 {
+			t.Errorf("ListOffset of a table never written = %q, %v; want empty, nil", keys(got), err)
+		}
+		return nil
+	}
+	if err := s.View(ctx(t), check); err != nil {
+		t.Fatal(err)
+	}
+
+	// Paging by offset walks every key exactly once, as paging by after does.
+	var paged []string
+	err = s.View(ctx(t), func(tx store.Tx) error {
+		for off := 0; ; off += 2 {
+			page, err := tx.ListOffset("off", "p/", off, 2)
+			if err != nil {
+				return err
+			}
+			if len(page) == 0 {
+				return nil
+			}
+			paged = append(paged, keys(page)...)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(paged) != fmt.Sprint(all) {
+		t.Fatalf("paging by offset 2 = %q, want %q", paged, all)
+	}
+
+	// A write transaction sees its own uncommitted writes and deletes.
+	err = s.Update(ctx(t), func(tx store.Tx) error {
+		if err := tx.Delete("off", "p/B"); err != nil {
+			return err
+		}
+		if err := tx.Put("off", "p/b1", []byte("v:p/b1")); err != nil {
+			return err
+		}
+		got, err := tx.ListOffset("off", "p/", 2, 3)
+		if err != nil {
+			return err
+		}
+		if want := []string{"p/b0", "p/b1", "p/c"}; fmt.Sprint(keys(got)) != fmt.Sprint(want) {
+			t.Errorf("ListOffset in the writing transaction = %q, want %q", keys(got), want)
+		}
+		return errBoom // roll back: the committed listing must be unchanged
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("Update = %v, want the deliberate failure", err)
+	}
+	if err := s.View(ctx(t), check); err != nil {
+		t.Fatal(err)
 	}
 }
 
