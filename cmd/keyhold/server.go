@@ -71,6 +71,12 @@ address unless --insecure-http is given.`,
 	f.StringVar(&cfg.AuditFile, "audit-file", "", "also append every audit record to this file as JSON lines (mode 0600), for a SIEM agent to tail")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	// Hidden: for tests and demos that need a scheduled rotation within
+	// seconds (internal/e2e/failover). Not for production.
+	f.DurationVar(&cfg.DevMinRotationInterval, "dev-min-rotation-interval", 0, "NOT FOR PRODUCTION: accept automatic rotation intervals down to this (1s to under 1h)")
+	f.DurationVar(&cfg.Rotation.ScanInterval, "rotation-scan-interval", 0, "how often the leader looks for due scheduled rotations and open ones to resume (default 30s)")
+	f.MarkHidden("dev-min-rotation-interval")
+	f.MarkHidden("rotation-scan-interval")
 	return cmd
 }
 
