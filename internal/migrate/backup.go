@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -95,52 +96,131 @@ var ErrWrongRootKey = errors.New("the backup was made under another root key: re
 // value, and dst, when it already holds a deployment, must have the same
 // one. dst must be empty unless force.
 func Restore(ctx context.Context, r io.Reader, dst store.Store, rootKey keys.RootKeySource, force bool) (Summary, error) {
-	zr, err := gzip.NewReader(r)
+	br, err := openBackup(r)
 	if err != nil {
-		return nil, fmt.Errorf("not a keyhold backup: %w", err)
+		return nil, err
 	}
-	dec := json.NewDecoder(bufio.NewReader(zr))
-	var h header
-	if err := dec.Decode(&h); err != nil || h.Format != backupFormat {
-		return nil, errors.New("not a keyhold backup (bad header)")
-	}
-	if h.Version != 1 {
-		return nil, fmt.Errorf("backup format version %d is not supported by this build", h.Version)
-	}
-	if err := checkRootKey(ctx, rootKey, h.RootKeyCheck); err != nil {
+	if err := checkRootKey(ctx, rootKey, br.h.RootKeyCheck); err != nil {
 		return nil, err
 	}
 	if err := prepare(ctx, dst, force); err != nil {
 		return nil, err
 	}
 	w := &writer{ctx: ctx, dst: dst}
+	end, err := br.each(func(table string, kv store.KV) error {
+		if err := w.add(table, kv); err != nil {
+			return fmt.Errorf("write target: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (restore incomplete: rerun it with --force from a complete file)", err)
+	}
+	if err := w.flush(); err != nil {
+		return nil, fmt.Errorf("write target: %w", err)
+	}
+	return end, verify(ctx, dst, end)
+}
+
+// BackupInfo is what Verify learns from a backup file.
+type BackupInfo struct {
+	Created time.Time
+	Summary Summary
+}
+
+// Verify reads a whole backup without writing anywhere and checks it as
+// Restore would: the header, every record against the trailer's counts and
+// checksums, and the gzip checksum. A truncated or damaged file is an
+// error. When rootKey is not nil, the backup must also open with it.
+func Verify(ctx context.Context, r io.Reader, rootKey keys.RootKeySource) (BackupInfo, error) {
+	br, err := openBackup(r)
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	if rootKey != nil {
+		if err := checkRootKey(ctx, rootKey, br.h.RootKeyCheck); err != nil {
+			return BackupInfo{}, err
+		}
+	}
+	sum, err := br.each(func(string, store.KV) error { return ctx.Err() })
+	if err != nil {
+		return BackupInfo{}, err
+	}
+	return BackupInfo{Created: br.h.Created, Summary: sum}, nil
+}
+
+// backupReader reads a backup file: the header first, then the records.
+type backupReader struct {
+	br  *bufio.Reader
+	dec *json.Decoder
+	h   header
+}
+
+func openBackup(r io.Reader) (*backupReader, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, errors.New("not a keyhold backup (the file is empty or truncated)")
+		}
+		return nil, fmt.Errorf("not a keyhold backup: %w", err)
+	}
+	br := &backupReader{br: bufio.NewReader(zr)}
+	br.dec = json.NewDecoder(br.br)
+	if err := br.dec.Decode(&br.h); err != nil || br.h.Format != backupFormat {
+		return nil, errors.New("not a keyhold backup (bad header)")
+	}
+	if br.h.Version != 1 {
+		return nil, fmt.Errorf("backup format version %d is not supported by this build", br.h.Version)
+	}
+	return br, nil
+}
+
+// each calls fn for every record, then checks what it read against the
+// trailer and reads on to the end of the gzip stream, whose checksum and
+// length catch a file cut after the trailer line. It returns the trailer.
+func (br *backupReader) each(fn func(table string, kv store.KV) error) (Summary, error) {
+	var s summer
 	var end *Summary
-	for {
+	for end == nil {
 		var l line
-		if err := dec.Decode(&l); err != nil {
+		if err := br.dec.Decode(&l); err != nil {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, fmt.Errorf("read backup: %w", err)
+			return nil, fmt.Errorf("read backup: %w", truncated(err))
 		}
 		if l.End != nil {
 			end = l.End
 			break
 		}
-		if err := w.add(l.T, store.KV{Key: string(l.K), Value: l.V}); err != nil {
-			return nil, fmt.Errorf("write target: %w", err)
+		kv := store.KV{Key: string(l.K), Value: l.V}
+		s.add(l.T, kv)
+		if err := fn(l.T, kv); err != nil {
+			return nil, err
 		}
 	}
 	if end == nil {
-		return nil, errors.New("the backup is truncated (no trailer): restore incomplete, rerun it with --force from a complete file")
+		return nil, errors.New("the backup is truncated (no trailer)")
 	}
-	if err := w.flush(); err != nil {
-		return nil, fmt.Errorf("write target: %w", err)
+	rest, err := io.ReadAll(io.MultiReader(br.dec.Buffered(), br.br))
+	if err != nil {
+		return nil, fmt.Errorf("the backup is damaged or truncated after its trailer: %w", truncated(err))
 	}
-	if err := w.sumr.flush().diff(*end); err != nil {
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, errors.New("the backup is damaged: data after its trailer")
+	}
+	if err := s.flush().diff(*end); err != nil {
 		return nil, fmt.Errorf("the backup is damaged: %w", err)
 	}
-	return *end, verify(ctx, dst, *end)
+	return *end, nil
+}
+
+// truncated names the usual cause of an unexpected EOF.
+func truncated(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("the file is truncated: %w", err)
+	}
+	return err
 }
 
 // checkRootKey opens the check value with the root key, using keys' own

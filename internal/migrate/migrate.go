@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/keyhold/keyhold/internal/store"
 	"github.com/keyhold/keyhold/internal/store/bolt"
@@ -37,6 +38,15 @@ const pageSize = 500
 // ErrNotEmpty is returned when the target holds data and force is off.
 var ErrNotEmpty = errors.New("the target storage is not empty (pass --force to replace its contents)")
 
+// ErrLocked is wrapped by Open when the embedded storage is held by a
+// running server (bbolt allows one process per file).
+var ErrLocked = bolt.ErrLocked
+
+// lockWait is how long Open waits for the embedded file's lock. A running
+// server holds it for its lifetime, so waiting longer only delays the
+// message (or the online fallback of `keyhold backup`).
+const lockWait = time.Second
+
 // Open opens a storage location: a postgres:// URL, or a data directory
 // holding (or to hold) keyhold.db.
 func Open(ctx context.Context, loc string) (store.Store, error) {
@@ -46,7 +56,7 @@ func Open(ctx context.Context, loc string) (store.Store, error) {
 	if err := os.MkdirAll(loc, 0o700); err != nil {
 		return nil, err
 	}
-	return bolt.Open(filepath.Join(loc, "keyhold.db"))
+	return bolt.Open(filepath.Join(loc, "keyhold.db"), bolt.WithOpenTimeout(lockWait))
 }
 
 // TableSum is one table's record count and checksum.
