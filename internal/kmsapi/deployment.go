@@ -2,6 +2,7 @@ package kmsapi
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -36,8 +37,33 @@ func DeploymentRoutes(d Deployment) []Route {
 		Version:  VersionKeyhold,
 		Action:   "DescribeDeployment",
 		Handler:  func(ctx context.Context, r *Request) (any, error) { return describeDeployment(ctx, d) },
-		Resource: func(r *Request) string { return "acs:keyhold:" + r.Region + ":" + r.Principal.Account + ":deployment" },
+		Resource: deploymentARN,
 	}}
+}
+
+// BackupFunc writes a backup of the whole deployment's storage — every
+// record as stored (ciphertext), from one read transaction — to w. The
+// server wiring implements it with internal/migrate's backup format.
+type BackupFunc func(ctx context.Context, w io.Writer) error
+
+// BackupRoutes serves Keyhold's BackupDeployment: the backup file as the
+// response body (application/octet-stream), so that a running server on
+// the embedded storage, which holds the file's lock, can be backed up
+// online. It is a deployment action (every account's data is in the
+// file): internal/iam lets only the first account's root call it.
+func BackupRoutes(backup BackupFunc) []Route {
+	return []Route{{
+		Version: VersionKeyhold,
+		Action:  "BackupDeployment",
+		Handler: func(ctx context.Context, r *Request) (any, error) {
+			return &Stream{Write: func(ctx context.Context, w io.Writer) error { return backup(ctx, w) }}, nil
+		},
+		Resource: deploymentARN,
+	}}
+}
+
+func deploymentARN(r *Request) string {
+	return "acs:keyhold:" + r.Region + ":" + r.Principal.Account + ":deployment"
 }
 
 type replicaOut struct {
