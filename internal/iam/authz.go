@@ -74,6 +74,8 @@ func checkIdentityDocument(doc string) error {
 var deploymentActions = map[string]bool{
 	"keyhold:CreateAccount": true,
 	"keyhold:ListAccounts":  true,
+	// A backup holds every account's records (ciphertext, but all of it).
+	"keyhold:BackupDeployment": true,
 }
 
 // crossAccountActions are what a secret policy may grant to another
@@ -236,7 +238,8 @@ func errDenied(action, resource string) error {
 // permissions, once per request, in this order:
 //
 //  1. A caller without an account is refused. Deployment actions
-//     (CreateAccount, ListAccounts) are for the first account's root only.
+//     (CreateAccount, ListAccounts, BackupDeployment) are for the first
+//     account's root only.
 //  2. The resource's account is read from its ARN ("*" and "" mean the
 //     caller's own account).
 //  3. Own account: the root may do everything. A user needs an Allow from
