@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/keyhold/keyhold/internal/iam"
 	"github.com/keyhold/keyhold/internal/keys"
 	"github.com/keyhold/keyhold/internal/kmsapi"
+	"github.com/keyhold/keyhold/internal/migrate"
 	"github.com/keyhold/keyhold/internal/pki"
 	"github.com/keyhold/keyhold/internal/rotation"
 	"github.com/keyhold/keyhold/internal/secrets"
@@ -258,6 +260,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		kmsapi.AccountRoutes(s.iam),
 		kmsapi.AuditRoutes(s.audit),
 		kmsapi.DeploymentRoutes(s),
+		kmsapi.BackupRoutes(func(ctx context.Context, w io.Writer) error { _, err := migrate.Backup(ctx, st, w); return err }),
 		kmsapi.HostRoutes(s.fleet),
 		kmsapi.RotationRoutes(s.rotation),
 	)
