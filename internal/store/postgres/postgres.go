@@ -263,13 +263,17 @@ func retryable(err error) bool {
 }
 
 // wrap keeps context errors recognizable and marks the rest as the
-// database's; pgx errors never include the DSN's password.
+// database's, and a lost or refused connection as unavailable (see
+// errUnavailable); pgx errors never include the DSN's password.
 func wrap(err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	if unavailable(err) {
+		return errUnavailable(fmt.Errorf("postgres: %w", err))
 	}
 	return fmt.Errorf("postgres: %w", err)
 }
