@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -482,31 +483,146 @@ func CheckPage(number, size int) error {
 }
 
 func page[T any](all []T, number, size int) []T {
-	start := (number - 1) * size
-	if start >= len(all) {
+	if pastEnd(number, size, len(all)) {
 		return []T{}
 	}
+	start := (number - 1) * size
 	end := min(start+size, len(all))
 	return all[start:end]
 }
 
+// pastEnd reports whether page number (of size) starts at or beyond total
+// items, without computing (number-1)*size, which a huge PageNumber would
+// overflow.
+func pastEnd(number, size, total int) bool {
+	return number-1 >= (total+size-1)/size
+}
+
+// listChunk bounds the records a filtered listing holds at once.
+const listChunk = 1024
+
 // ListSecrets returns one page of the account's secrets (by name) that pass
-// the filters, and the number that pass.
+// the filters, and the number that pass. Deleted secrets in their recovery
+// window are listed too, with their PlannedDeleteTime.
+//
+// Without filters (the common case, and the one that must stay fast with a
+// million secrets) the page is read at its offset in key order, which is
+// name order, and TotalCount is a count of keys: only the page's records
+// are copied and decoded. With filters every secret of the account is
+// examined, O(N) per call: the name is checked on the key before anything
+// is decoded, description and tags on a partial decode, and only the
+// page's hits are decoded in full.
 func (s *Service) ListSecrets(ctx context.Context, account string, filters []Filter, pageNumber, pageSize int) ([]*Secret, int, error) {
 	if err := CheckPage(pageNumber, pageSize); err != nil {
 		return nil, 0, err
 	}
-	all, err := s.AllSecrets(ctx, account)
+	if len(filters) == 0 {
+		return s.listPage(ctx, account, pageNumber, pageSize)
+	}
+	return s.listFiltered(ctx, account, filters, pageNumber, pageSize)
+}
+
+// listPage is an unfiltered ListSecrets: a count and one offset read, in
+// the same snapshot so that the page and TotalCount agree.
+func (s *Service) listPage(ctx context.Context, account string, pageNumber, pageSize int) ([]*Secret, int, error) {
+	prefix := store.Key(account, "")
+	var out []*Secret
+	var total int
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		out = []*Secret{}
+		var err error
+		if total, err = tx.Count(tableSecrets, prefix); err != nil {
+			return internal(err, "counting secrets")
+		}
+		if pastEnd(pageNumber, pageSize, total) {
+			return nil
+		}
+		kvs, err := tx.ListOffset(tableSecrets, prefix, (pageNumber-1)*pageSize, pageSize)
+		if err != nil {
+			return internal(err, "listing secrets")
+		}
+		for _, kv := range kvs {
+			var sec Secret
+			if err := json.Unmarshal(kv.Value, &sec); err != nil {
+				return internal(err, "decoding a secret")
+			}
+			out = append(out, &sec)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	var hits []*Secret
-	for _, sec := range all {
-		if matches(sec, filters) {
-			hits = append(hits, sec)
+	return out, total, nil
+}
+
+// filterFields is the part of a stored Secret the filters look at: decoding
+// only these skips the allocations of every other field.
+type filterFields struct {
+	Description string `json:"description"`
+	Tags        []Tag  `json:"tags"`
+}
+
+// listFiltered walks the account's secrets in chunks (one snapshot),
+// counting those that pass and keeping the page's.
+func (s *Service) listFiltered(ctx context.Context, account string, filters []Filter, pageNumber, pageSize int) ([]*Secret, int, error) {
+	prefix := store.Key(account, "")
+	var nameFilters, otherFilters []Filter
+	for _, f := range filters {
+		if f.Key == "SecretName" {
+			nameFilters = append(nameFilters, f)
+		} else {
+			otherFilters = append(otherFilters, f)
 		}
 	}
-	return page(hits, pageNumber, pageSize), len(hits), nil
+	start := math.MaxInt // a PageNumber so large that (n-1)*size overflows
+	if pageNumber-1 < math.MaxInt/pageSize {
+		start = (pageNumber - 1) * pageSize
+	}
+	var out []*Secret
+	var hits int
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		out, hits = []*Secret{}, 0
+		after := ""
+		for {
+			kvs, err := tx.List(tableSecrets, prefix, after, listChunk)
+			if err != nil {
+				return internal(err, "listing secrets")
+			}
+			for _, kv := range kvs {
+				name := strings.TrimPrefix(kv.Key, prefix)
+				if !matches(&Secret{Name: name}, nameFilters) {
+					continue
+				}
+				if len(otherFilters) > 0 {
+					var ff filterFields
+					if err := json.Unmarshal(kv.Value, &ff); err != nil {
+						return internal(err, "decoding a secret")
+					}
+					if !matches(&Secret{Name: name, Description: ff.Description, Tags: ff.Tags}, otherFilters) {
+						continue
+					}
+				}
+				i := hits // this hit's index among all hits
+				hits++
+				if i >= start && i-start < pageSize {
+					var sec Secret
+					if err := json.Unmarshal(kv.Value, &sec); err != nil {
+						return internal(err, "decoding a secret")
+					}
+					out = append(out, &sec)
+				}
+			}
+			if len(kvs) < listChunk {
+				return nil
+			}
+			after = kvs[len(kvs)-1].Key
+		}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, hits, nil
 }
 
 // AllSecrets returns every secret of the account, by name.
