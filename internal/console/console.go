@@ -72,6 +72,9 @@ type Config struct {
 	// 5 and 15m).
 	FailLimit  int
 	FailWindow time.Duration
+	// Sessions keeps sign-in sessions; nil keeps them in memory (one
+	// replica only: a browser served by another replica signs in again).
+	Sessions SessionBackend
 }
 
 // Console is the /console/ handler.
@@ -111,7 +114,7 @@ func New(cfg Config) (*Console, error) {
 	c := &Console{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		sessions: newSessionStore(cfg.Now, cfg.IdleTimeout, cfg.MaxSession),
+		sessions: newSessionStore(cfg.Sessions, cfg.Logger, cfg.Now, cfg.IdleTimeout, cfg.MaxSession),
 		limiter:  newLimiter(cfg.Now, cfg.FailWindow),
 	}
 	var err error

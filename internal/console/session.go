@@ -1,11 +1,15 @@
 package console
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,13 +21,29 @@ import (
 const (
 	sessionCookie = "kh_session"
 	signinCookie  = "kh_signin" // double-submit token of the sign-in form
-	maxSessions   = 10000
+	// touchEvery bounds how often a session's last use is written back: a
+	// page view costs a storage write at most once a minute per session.
+	touchEvery = time.Minute
+	// pruneEvery is how often expired sessions are swept (at a sign-in).
+	pruneEvery = 5 * time.Minute
 )
 
-// session is one signed-in browser. Sessions live in this replica's memory:
-// a restart (or a request served by another replica) signs the user out,
-// which errs on the safe side.
+// SessionBackend keeps session records, keyed by the SHA-256 of the cookie
+// (the cookie itself is never stored). The server keeps them in the
+// deployment's storage so that any replica serves any browser; without one
+// they live in this process's memory.
+type SessionBackend interface {
+	LoadSession(ctx context.Context, key string) ([]byte, error) // nil, nil when absent
+	SaveSession(ctx context.Context, key string, rec []byte) error
+	DeleteSession(ctx context.Context, key string) error
+	// ListSessions calls fn for every record (to sweep expired ones).
+	ListSessions(ctx context.Context, fn func(key string, rec []byte)) error
+}
+
+// session is one signed-in browser. It holds no secret: the principal's
+// name and account, the CSRF token bound to it, and pending messages.
 type session struct {
+	key         string // backend key, not stored
 	principal   apicall.Principal
 	accessKeyID string // set when the root signed in with its key pair
 	csrf        string
@@ -32,21 +52,40 @@ type session struct {
 	flash       []flash
 }
 
+// sessionRecord is session as stored.
+type sessionRecord struct {
+	Principal   apicall.Principal `json:"principal"`
+	AccessKeyID string            `json:"akid,omitempty"`
+	CSRF        string            `json:"csrf"`
+	Created     time.Time         `json:"created"`
+	LastSeen    time.Time         `json:"seen"`
+	Flash       []flash           `json:"flash,omitempty"`
+}
+
 type flash struct {
 	Kind string // "ok" or "error"
 	Text string
 }
 
 type sessionStore struct {
-	mu       sync.Mutex
-	now      func() time.Time
-	idle     time.Duration
-	max      time.Duration
-	sessions map[[32]byte]*session // by SHA-256 of the cookie value
+	be   SessionBackend
+	log  *slog.Logger
+	now  func() time.Time
+	idle time.Duration
+	max  time.Duration
+
+	mu        sync.Mutex
+	lastPrune time.Time
 }
 
-func newSessionStore(now func() time.Time, idle, max time.Duration) *sessionStore {
-	return &sessionStore{now: now, idle: idle, max: max, sessions: map[[32]byte]*session{}}
+func newSessionStore(be SessionBackend, log *slog.Logger, now func() time.Time, idle, max time.Duration) *sessionStore {
+	if be == nil {
+		be = &memorySessions{m: map[string][]byte{}}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &sessionStore{be: be, log: log, now: now, idle: idle, max: max, lastPrune: now()}
 }
 
 func randomToken() string {
@@ -55,30 +94,60 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+func sessionKey(cookie string) string {
+	k := sha256.Sum256([]byte(cookie))
+	return hex.EncodeToString(k[:])
+}
+
+func (st *sessionStore) save(ctx context.Context, s *session) error {
+	b, err := json.Marshal(sessionRecord{s.principal, s.accessKeyID, s.csrf, s.created, s.lastSeen, s.flash})
+	if err != nil {
+		return err
+	}
+	return st.be.SaveSession(ctx, s.key, b)
+}
+
 // create opens a session and returns the cookie value.
-func (st *sessionStore) create(p apicall.Principal, accessKeyID string) (string, *session) {
+func (st *sessionStore) create(ctx context.Context, p apicall.Principal, accessKeyID string) (string, *session, error) {
 	id := randomToken()
 	now := st.now()
-	s := &session{principal: p, accessKeyID: accessKeyID, csrf: randomToken(), created: now, lastSeen: now}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.sessions) >= maxSessions {
-		st.pruneLocked(now)
+	s := &session{key: sessionKey(id), principal: p, accessKeyID: accessKeyID, csrf: randomToken(), created: now, lastSeen: now}
+	if err := st.save(ctx, s); err != nil {
+		return "", nil, err
 	}
-	st.sessions[sha256.Sum256([]byte(id))] = s
-	return id, s
+	st.mu.Lock()
+	due := now.Sub(st.lastPrune) >= pruneEvery
+	if due {
+		st.lastPrune = now
+	}
+	st.mu.Unlock()
+	if due {
+		st.prune(ctx, now)
+	}
+	return id, s, nil
 }
 
-func (st *sessionStore) pruneLocked(now time.Time) {
-	for k, s := range st.sessions {
-		if st.expired(s, now) {
-			delete(st.sessions, k)
+// prune deletes expired sessions; a failure only delays the sweep.
+func (st *sessionStore) prune(ctx context.Context, now time.Time) {
+	var dead []string
+	err := st.be.ListSessions(ctx, func(key string, b []byte) {
+		var rec sessionRecord
+		if json.Unmarshal(b, &rec) != nil || st.expired(rec.Created, rec.LastSeen, now) {
+			dead = append(dead, key)
+		}
+	})
+	for _, k := range dead {
+		if err == nil {
+			err = st.be.DeleteSession(ctx, k)
 		}
 	}
+	if err != nil {
+		st.log.Warn("console: sweeping expired sessions failed", "err", err)
+	}
 }
 
-func (st *sessionStore) expired(s *session, now time.Time) bool {
-	return now.Sub(s.lastSeen) > st.idle || now.Sub(s.created) > st.max
+func (st *sessionStore) expired(created, lastSeen, now time.Time) bool {
+	return now.Sub(lastSeen) > st.idle || now.Sub(created) > st.max
 }
 
 // get returns the request's live session and marks it used.
@@ -87,42 +156,104 @@ func (st *sessionStore) get(r *http.Request) *session {
 	if err != nil || ck.Value == "" {
 		return nil
 	}
-	k := sha256.Sum256([]byte(ck.Value))
-	now := st.now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	s := st.sessions[k]
-	if s == nil {
+	ctx, key, now := r.Context(), sessionKey(ck.Value), st.now()
+	b, err := st.be.LoadSession(ctx, key)
+	if err != nil {
+		// Fails closed: the browser is sent to sign in.
+		st.log.Warn("console: reading a session failed", "err", err)
 		return nil
 	}
-	if st.expired(s, now) {
-		delete(st.sessions, k)
+	if b == nil {
 		return nil
 	}
-	s.lastSeen = now
+	var rec sessionRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		st.log.Warn("console: a stored session cannot be read", "err", err)
+		return nil
+	}
+	if st.expired(rec.Created, rec.LastSeen, now) {
+		_ = st.be.DeleteSession(ctx, key)
+		return nil
+	}
+	s := &session{key: key, principal: rec.Principal, accessKeyID: rec.AccessKeyID, csrf: rec.CSRF,
+		created: rec.Created, lastSeen: rec.LastSeen, flash: rec.Flash}
+	if now.Sub(s.lastSeen) >= touchEvery {
+		s.lastSeen = now
+		if err := st.save(ctx, s); err != nil {
+			st.log.Warn("console: recording a session's use failed", "err", err)
+		}
+	}
 	return s
 }
 
-func (st *sessionStore) end(r *http.Request) {
-	if ck, err := r.Cookie(sessionCookie); err == nil {
-		st.mu.Lock()
-		delete(st.sessions, sha256.Sum256([]byte(ck.Value)))
-		st.mu.Unlock()
+func (st *sessionStore) end(r *http.Request) error {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
 	}
+	return st.be.DeleteSession(r.Context(), sessionKey(ck.Value))
 }
 
+// addFlash queues a message for the session's next page, which may be
+// served by another replica.
 func (st *sessionStore) addFlash(s *session, kind, text string) {
-	st.mu.Lock()
 	s.flash = append(s.flash, flash{kind, text})
-	st.mu.Unlock()
+	st.persist(s)
 }
 
 func (st *sessionStore) takeFlash(s *session) []flash {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	f := s.flash
+	if len(f) == 0 {
+		return nil
+	}
 	s.flash = nil
+	st.persist(s)
 	return f
+}
+
+// persist writes a changed session back. The page handlers that change it
+// have already acted, so a failure costs only the message: log it.
+func (st *sessionStore) persist(s *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.save(ctx, s); err != nil {
+		st.log.Warn("console: saving a session failed", "err", err)
+	}
+}
+
+// memorySessions is the backend without storage: this process's memory.
+type memorySessions struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (m *memorySessions) LoadSession(_ context.Context, key string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.m[key], nil
+}
+
+func (m *memorySessions) SaveSession(_ context.Context, key string, rec []byte) error {
+	m.mu.Lock()
+	m.m[key] = rec
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *memorySessions) DeleteSession(_ context.Context, key string) error {
+	m.mu.Lock()
+	delete(m.m, key)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *memorySessions) ListSessions(_ context.Context, fn func(string, []byte)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, v := range m.m {
+		fn(k, v)
+	}
+	return nil
 }
 
 // limiter counts failed sign-ins per key within a sliding window.
@@ -249,7 +380,12 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.limiter.reset(nameKey)
-	id, _ := c.sessions.create(p, keyID)
+	id, _, err := c.sessions.create(r.Context(), p, keyID)
+	if err != nil {
+		c.log.Error("console: a session cannot be stored", "err", err)
+		c.renderSignin(w, r, http.StatusServiceUnavailable, login, "The console cannot sign you in right now; try again shortly.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: Prefix, HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	http.SetCookie(w, &http.Cookie{Name: signinCookie, Value: "", Path: Prefix, MaxAge: -1})
@@ -286,7 +422,9 @@ func roundUp(d time.Duration) string {
 }
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request, s *session) {
-	c.sessions.end(r)
+	if err := c.sessions.end(r); err != nil {
+		c.log.Error("console: a session could not be deleted at sign-out (it ends at its idle timeout)", "err", err)
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	c.log.Info("console: signed out", "principal", s.principal.Kind+"/"+s.principal.Name)

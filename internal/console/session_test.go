@@ -1,8 +1,11 @@
 package console
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,8 +24,8 @@ func withCookie(v string) *http.Request {
 
 func TestSessionIdleAndMaxLifetime(t *testing.T) {
 	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	st := newSessionStore(c.now, 15*time.Minute, time.Hour)
-	id, _ := st.create(apicall.Principal{Account: "1", Kind: "root", Name: "root"}, "AK")
+	st := newSessionStore(nil, nil, c.now, 15*time.Minute, time.Hour)
+	id := mustCreate(t, st, apicall.Principal{Account: "1", Kind: "root", Name: "root"}, "AK")
 	if st.get(withCookie("other")) != nil || st.get(httptest.NewRequest("GET", "/", nil)) != nil {
 		t.Fatal("an unknown or missing cookie resolved to a session")
 	}
@@ -38,17 +41,124 @@ func TestSessionIdleAndMaxLifetime(t *testing.T) {
 		t.Fatal("session outlived its maximum lifetime")
 	}
 
-	id, _ = st.create(apicall.Principal{Account: "1", Kind: "root", Name: "root"}, "AK")
+	id = mustCreate(t, st, apicall.Principal{Account: "1", Kind: "root", Name: "root"}, "AK")
 	c.t = c.t.Add(15*time.Minute + time.Second)
 	if st.get(withCookie(id)) != nil {
 		t.Fatal("session outlived its idle timeout")
 	}
 
-	id, _ = st.create(apicall.Principal{Account: "1", Kind: "root", Name: "root"}, "AK")
+	id = mustCreate(t, st, apicall.Principal{Account: "1", Kind: "root", Name: "root"}, "AK")
 	st.end(withCookie(id))
 	if st.get(withCookie(id)) != nil {
 		t.Fatal("session lives on after sign-out")
 	}
+}
+
+func mustCreate(t *testing.T, st *sessionStore, p apicall.Principal, akid string) string {
+	t.Helper()
+	id, _, err := st.create(context.Background(), p, akid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// Two replicas share one backend (the server gives each the deployment's
+// storage): a browser signed in on one is served by the other, a message
+// queued on one shows on the other, and a sign-out on either ends it.
+func TestSessionsSharedAcrossReplicas(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	be := &memorySessions{m: map[string][]byte{}}
+	r1 := newSessionStore(be, nil, c.now, 15*time.Minute, time.Hour)
+	r2 := newSessionStore(be, nil, c.now, 15*time.Minute, time.Hour)
+	p := apicall.Principal{Account: "1", Kind: "user", Name: "alice"}
+	id := mustCreate(t, r1, p, "")
+	for k, v := range be.m {
+		if strings.Contains(k+string(v), id) {
+			t.Fatal("the cookie value is stored; only its hash may be")
+		}
+	}
+	s1 := r1.get(withCookie(id))
+	s2 := r2.get(withCookie(id))
+	if s2 == nil || s2.principal != p || s2.csrf != s1.csrf {
+		t.Fatalf("replica 2 sees %+v, want the session of replica 1", s2)
+	}
+	r1.addFlash(s1, "ok", "Created secret db")
+	if f := r2.takeFlash(r2.get(withCookie(id))); len(f) != 1 || f[0].Text != "Created secret db" {
+		t.Fatalf("flash on replica 2: %+v", f)
+	}
+	if f := r1.takeFlash(r1.get(withCookie(id))); len(f) != 0 {
+		t.Fatalf("a taken message shows again: %+v", f)
+	}
+	// Use on one replica keeps the session alive on the other.
+	for range 3 {
+		c.t = c.t.Add(10 * time.Minute)
+		if r1.get(withCookie(id)) == nil {
+			t.Fatal("session ended while in use")
+		}
+	}
+	if r2.get(withCookie(id)) == nil {
+		t.Fatal("replica 2 timed out a session replica 1 kept in use")
+	}
+	if err := r2.end(withCookie(id)); err != nil {
+		t.Fatal(err)
+	}
+	if r1.get(withCookie(id)) != nil {
+		t.Fatal("signed out on replica 2, still signed in on replica 1")
+	}
+}
+
+func TestExpiredSessionsAreSwept(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	be := &memorySessions{m: map[string][]byte{}}
+	st := newSessionStore(be, nil, c.now, 15*time.Minute, time.Hour)
+	for range 5 {
+		mustCreate(t, st, apicall.Principal{Account: "1", Kind: "root", Name: "root"}, "AK")
+	}
+	c.t = c.t.Add(20 * time.Minute) // all five idle too long; a sweep is due
+	live := mustCreate(t, st, apicall.Principal{Account: "1", Kind: "root", Name: "root"}, "AK")
+	if len(be.m) != 1 || st.get(withCookie(live)) == nil {
+		t.Fatalf("%d sessions stored after the sweep, want only the new one", len(be.m))
+	}
+}
+
+// A backend that fails sends the browser to sign in (fails closed) and a
+// sign-in that cannot be stored is refused.
+func TestSessionBackendFailure(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	be := &failingSessions{memorySessions: memorySessions{m: map[string][]byte{}}}
+	st := newSessionStore(be, nil, c.now, 15*time.Minute, time.Hour)
+	id := mustCreate(t, st, apicall.Principal{Account: "1", Kind: "root", Name: "root"}, "AK")
+	be.fail = true
+	if st.get(withCookie(id)) != nil {
+		t.Fatal("a session was served while its backend fails")
+	}
+	if _, _, err := st.create(context.Background(), apicall.Principal{Account: "1"}, ""); err == nil {
+		t.Fatal("a session was created while its backend fails")
+	}
+	be.fail = false
+	if st.get(withCookie(id)) == nil {
+		t.Fatal("the session is lost after the backend recovered")
+	}
+}
+
+type failingSessions struct {
+	memorySessions
+	fail bool
+}
+
+func (f *failingSessions) LoadSession(ctx context.Context, key string) ([]byte, error) {
+	if f.fail {
+		return nil, errors.New("storage unavailable")
+	}
+	return f.memorySessions.LoadSession(ctx, key)
+}
+
+func (f *failingSessions) SaveSession(ctx context.Context, key string, rec []byte) error {
+	if f.fail {
+		return errors.New("storage unavailable")
+	}
+	return f.memorySessions.SaveSession(ctx, key, rec)
 }
 
 func TestLimiterWindow(t *testing.T) {

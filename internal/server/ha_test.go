@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +212,36 @@ func TestThreeReplicas(t *testing.T) {
 		}
 	})
 
+	t.Run("ConsoleSessionOnAnyReplica", func(t *testing.T) {
+		// A browser signed in on r1 is served by r2 (a load balancer need
+		// not be sticky), and a sign-out on r2 ends it on r1 too.
+		cookie := consoleSignIn(t, r1)
+		page := consoleGet(t, r2, "/console/secrets", cookie)
+		if page.StatusCode != http.StatusOK || !strings.Contains(page.body, "shared/0") {
+			t.Fatalf("r2 with r1's session: %d", page.StatusCode)
+		}
+		csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page.body)
+		if csrf == nil {
+			t.Fatal("no CSRF token on the page")
+		}
+		form := url.Values{"csrf": {csrf[1]}}
+		req, _ := http.NewRequest(http.MethodPost, r2.HTTPURL+"/console/signout", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", r2.HTTPURL)
+		req.AddCookie(cookie)
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-out on r2: %d", res.StatusCode)
+		}
+		if after := consoleGet(t, r1, "/console/secrets", cookie); after.StatusCode != http.StatusSeeOther || !strings.Contains(after.Header.Get("Location"), "/console/signin") {
+			t.Fatalf("r1 after sign-out on r2: %d %s", after.StatusCode, after.Header.Get("Location"))
+		}
+	})
+
 	t.Run("OneLeaderAndFailover", func(t *testing.T) {
 		var d deployment
 		waitFor(t, "a leader", func() bool {
@@ -395,4 +428,59 @@ func copyStore(t *testing.T, from, to string, force bool) {
 	if sum.Records() == 0 {
 		t.Fatal("migrated nothing")
 	}
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+type pageResponse struct {
+	*http.Response
+	body string
+}
+
+func consoleGet(t *testing.T, ts *testServer, path string, cookies ...*http.Cookie) pageResponse {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ts.HTTPURL+path, nil)
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return pageResponse{res, string(b)}
+}
+
+// consoleSignIn signs the root in on ts's console with its key pair, as
+// the sign-in form does, and returns the session cookie.
+func consoleSignIn(t *testing.T, ts *testServer) *http.Cookie {
+	t.Helper()
+	form := consoleGet(t, ts, "/console/signin")
+	var signin *http.Cookie
+	for _, c := range form.Cookies() {
+		if c.Name == "kh_signin" {
+			signin = c
+		}
+	}
+	if signin == nil {
+		t.Fatal("the sign-in page set no form token")
+	}
+	vals := url.Values{"login": {ts.keyID}, "password": {ts.keySecret}, "csrf": {signin.Value}}
+	req, _ := http.NewRequest(http.MethodPost, ts.HTTPURL+"/console/signin", strings.NewReader(vals.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", ts.HTTPURL)
+	req.AddCookie(signin)
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for _, c := range res.Cookies() {
+		if c.Name == "kh_session" && c.Value != "" {
+			return c
+		}
+	}
+	t.Fatalf("sign-in: %d and no session cookie", res.StatusCode)
+	return nil
 }
