@@ -181,6 +181,13 @@ func classify(err error) (wc wireCode, internal bool) {
 	}
 	var e *errs.Error
 	if errors.As(err, &e) {
+		if e.Kind == errs.KindInternal {
+			// A domain that wrapped a storage outage as its own internal
+			// failure still answers a retryable 503.
+			if u := unavailableCause(e.Cause); u != nil {
+				e = u
+			}
+		}
 		wc, ok := kindTable[e.Kind]
 		if !ok || e.Kind == errs.KindInternal {
 			// An internal error's message is for operators, not callers.
@@ -192,4 +199,16 @@ func classify(err error) (wc wireCode, internal bool) {
 		return wc, false
 	}
 	return internalFailure, true
+}
+
+// unavailableCause is the first errs.KindUnavailable error in err's chain.
+func unavailableCause(err error) *errs.Error {
+	var e *errs.Error
+	for errors.As(err, &e) {
+		if e.Kind == errs.KindUnavailable {
+			return e
+		}
+		err = e.Cause
+	}
+	return nil
 }
