@@ -44,10 +44,9 @@ func (e *Engine) drive(account, id string) {
 			continue
 		}
 		if Terminal(r.State) {
-			e.scheduledDone(r)
-			if e.cfg.OnFinish != nil {
-				e.cfg.OnFinish(r)
-			}
+			// OnFinish ran in the transition that ended it, here or on
+			// another replica.
+			e.scheduledEnded(r)
 			return
 		}
 		if notify == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyhold/keyhold/internal/errs"
@@ -38,8 +39,11 @@ type Config struct {
 	// each pass so that a deposed leader does nothing.
 	Leader     func() (token uint64, ok bool)
 	FenceLease string
-	// OnFinish, when set, is called once a rotation driven here is seen in
-	// a terminal state (benchmarks, metrics).
+	// OnFinish, when set, is called once per rotation, deployment-wide, by
+	// the process whose transition ended it (the server audits the end;
+	// benchmarks count). Several drivers may drive one rotation (the
+	// leader resumes one another replica is still driving), but only one
+	// transition into a terminal state commits.
 	OnFinish func(r *Rotation)
 }
 
@@ -198,10 +202,17 @@ func (e *Engine) Start(ctx context.Context, req StartRequest) (*Rotation, error)
 		e.release(r.ID)
 		return r, nil
 	}
+	slot, _ := ctx.Value(slotKey{}).(*schedSlot)
+	if slot != nil {
+		slot.taken.Store(true) // this driver frees it when it stops
+	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		defer e.release(r.ID)
+		if slot != nil {
+			defer e.freeSlot()
+		}
 		e.drive(r.Account, r.ID)
 	}()
 	return r, nil
@@ -231,8 +242,9 @@ func (e *Engine) release(id string) {
 // state also closes the secret's open-rotation slot.
 func (e *Engine) transition(ctx context.Context, r *Rotation, fn func(r *Rotation, now time.Time)) (*Rotation, error) {
 	var out *Rotation
+	ended := false
 	err := e.st.Update(ctx, func(tx store.Tx) error {
-		out = nil
+		out, ended = nil, false
 		cur, err := getRotation(tx, r.Account, r.ID)
 		if err != nil {
 			return err
@@ -240,8 +252,10 @@ func (e *Engine) transition(ctx context.Context, r *Rotation, fn func(r *Rotatio
 		if cur.Rev != r.Rev {
 			return errStale
 		}
+		was := cur.State
 		now := e.now()
 		fn(cur, now)
+		ended = !Terminal(was) && Terminal(cur.State)
 		cur.Rev++
 		cur.Updated = now
 		if Terminal(cur.State) {
@@ -258,6 +272,10 @@ func (e *Engine) transition(ctx context.Context, r *Rotation, fn func(r *Rotatio
 		out = cur
 		return nil
 	})
+	if err == nil && ended && e.cfg.OnFinish != nil {
+		// The Rev check makes this commit the only one that ended it.
+		e.cfg.OnFinish(out)
+	}
 	return out, err
 }
 
@@ -414,14 +432,25 @@ func (e *Engine) runDue(ctx context.Context) error {
 		if r, err := e.Open(ctx, d.Account, d.Secret.Name); err != nil || r != nil {
 			continue
 		}
+		// The due list may predate a rotation of this slot that has ended
+		// since (it closes the slot only after moving NextRotation on): with
+		// no rotation open now, a fresh read says whether the slot is
+		// still due. Otherwise the slot would be rotated twice.
+		if !e.stillDue(ctx, d, now) {
+			continue
+		}
 		vid := "auto-" + now.Format("20060102T150405Z")
+		slot := &schedSlot{}
 		e.mu.Lock()
 		e.scheduled++
 		e.mu.Unlock()
-		_, err := e.sec.RotateSecret(context.WithValue(ctx, triggerKey{}, "schedule"), d.Account, d.Secret.Name, vid)
+		sctx := context.WithValue(context.WithValue(ctx, triggerKey{}, "schedule"), slotKey{}, slot)
+		_, err := e.sec.RotateSecret(sctx, d.Account, d.Secret.Name, vid)
+		if !slot.taken.Load() {
+			e.freeSlot() // no driver started here (refused, or already open)
+		}
 		if err != nil {
 			e.mu.Lock()
-			e.scheduled--
 			e.failedAt[key] = now
 			e.mu.Unlock()
 			e.log.Warn("rotation: scheduled rotation not started", "secret", d.Secret.Name, "err", err)
@@ -430,9 +459,34 @@ func (e *Engine) runDue(ctx context.Context) error {
 	return nil
 }
 
+// stillDue re-reads the secret's schedule.
+func (e *Engine) stillDue(ctx context.Context, d secrets.Due, now time.Time) bool {
+	s, err := e.sec.DescribeSecret(ctx, d.Account, d.Secret.Name)
+	if err != nil {
+		return false
+	}
+	r := s.Rotation
+	return r.Enabled && !s.PendingDeletion() && !r.NextRotation.After(now)
+}
+
 // triggerKey marks a RotateSecret call made by the scheduler, so that the
-// rotator records the trigger and the driver frees a scheduler slot.
+// rotator records the trigger.
 type triggerKey struct{}
+
+// slotKey carries the scheduler slot of a RotateSecret call made by the
+// scheduler: the driver Start launches takes it and frees it when it stops,
+// whichever process ends the rotation.
+type slotKey struct{}
+
+type schedSlot struct{ taken atomic.Bool }
+
+func (e *Engine) freeSlot() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.scheduled > 0 {
+		e.scheduled--
+	}
+}
 
 func triggerOf(ctx context.Context) string {
 	if t, _ := ctx.Value(triggerKey{}).(string); t != "" {
@@ -441,17 +495,13 @@ func triggerOf(ctx context.Context) string {
 	return "api"
 }
 
-// scheduledDone frees a scheduler slot when a scheduled rotation ends here.
-func (e *Engine) scheduledDone(r *Rotation) {
-	if r.Trigger != "schedule" {
+// scheduledEnded holds back the scheduler's retry of a scheduled rotation
+// that did not succeed (its slot stays due) for RetryMax.
+func (e *Engine) scheduledEnded(r *Rotation) {
+	if r.Trigger != "schedule" || r.State == StateSucceeded {
 		return
 	}
 	e.mu.Lock()
-	if e.scheduled > 0 {
-		e.scheduled--
-	}
-	if r.State != StateSucceeded {
-		e.failedAt[r.Account+"/"+r.SecretName] = e.now()
-	}
-	e.mu.Unlock()
+	defer e.mu.Unlock()
+	e.failedAt[r.Account+"/"+r.SecretName] = e.now()
 }

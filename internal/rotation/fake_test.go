@@ -218,7 +218,11 @@ type rig struct {
 	cfg   Config
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { t.Helper(); return newRigAt(t, nil) }
+
+// newRigAt is newRig with one clock for the engine and the secrets
+// service (nil: the real one), so that "due" means the same to both.
+func newRigAt(t *testing.T, clock func() time.Time) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := bolt.Open(filepath.Join(dir, "db"))
@@ -231,9 +235,13 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ks.Close() })
-	rg := &rig{t: t, st: st, sec: secrets.New(st, ks), fleet: newFakeFleet(st)}
+	var opts []secrets.Option
+	if clock != nil {
+		opts = append(opts, secrets.WithClock(clock))
+	}
+	rg := &rig{t: t, st: st, sec: secrets.New(st, ks, opts...), fleet: newFakeFleet(st)}
 	rg.cfg = Config{
-		Store: st, Secrets: rg.sec, Fleet: rg.fleet,
+		Store: st, Secrets: rg.sec, Fleet: rg.fleet, Now: clock,
 		ApplyTimeout: 150 * time.Millisecond, RetryMin: 20 * time.Millisecond, RetryMax: 80 * time.Millisecond,
 		ScanInterval: time.Hour,
 	}

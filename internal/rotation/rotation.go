@@ -247,6 +247,7 @@ type Secrets interface {
 	DiscardPending(ctx context.Context, account, name, versionID string) error
 	ReadVersion(ctx context.Context, account, name, versionID, stage string) ([]byte, *secrets.Version, error)
 	DueForRotation(ctx context.Context, now time.Time) ([]secrets.Due, error)
+	DescribeSecret(ctx context.Context, account, nameOrARN string) (*secrets.Secret, error)
 	RotateSecret(ctx context.Context, account, nameOrARN, versionID string) (*secrets.Secret, error)
 }
 
