@@ -29,14 +29,7 @@ func TestDatabaseDown(t *testing.T) {
 	// A RAM user (no policy) whose access key the replica has not used
 	// yet: its lookup needs the database, unlike the root key's, cached.
 	ctx := context.Background()
-	if err := kh.Call(ctx, "2015-05-01", "CreateUser", map[string]string{"UserName": "app"}, nil); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	var ak struct{ AccessKey struct{ AccessKeyId, AccessKeySecret string } }
-	if err := kh.Call(ctx, "2015-05-01", "CreateAccessKey", map[string]string{"UserName": "app"}, &ak); err != nil {
-		t.Fatalf("CreateAccessKey: %v", err)
-	}
-	user := &replica{Server: r.Server, keyID: ak.AccessKey.AccessKeyId, keySecret: ak.AccessKey.AccessKeySecret}
+	user := r.newUser(t, "app")
 
 	pg.Stop(t)
 

@@ -113,6 +113,24 @@ func (r *replica) keyhold(t *testing.T) *client.Client {
 	return c
 }
 
+// newUser creates a RAM user without any policy and returns r as seen
+// with the user's new access key.
+func (r *replica) newUser(t *testing.T, name string) *replica {
+	t.Helper()
+	kh := r.keyhold(t)
+	ctx := context.Background()
+	if err := kh.Call(ctx, "2015-05-01", "CreateUser", map[string]string{"UserName": name}, nil); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	var ak struct {
+		AccessKey struct{ AccessKeyId, AccessKeySecret string }
+	}
+	if err := kh.Call(ctx, "2015-05-01", "CreateAccessKey", map[string]string{"UserName": name}, &ak); err != nil {
+		t.Fatalf("CreateAccessKey: %v", err)
+	}
+	return &replica{Server: r.Server, keyID: ak.AccessKey.AccessKeyId, keySecret: ak.AccessKey.AccessKeySecret, logs: r.logs}
+}
+
 // sdkError is what the SDK reports of a failed call.
 type sdkError struct {
 	Code      string

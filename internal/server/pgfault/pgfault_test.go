@@ -252,14 +252,7 @@ func TestKeyLookupKilled(t *testing.T) {
 	r := startReplica(t, dsn)
 	kh := r.keyhold(t)
 	ctx := context.Background()
-	if err := kh.Call(ctx, "2015-05-01", "CreateUser", map[string]string{"UserName": "app"}, nil); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	var ak struct{ AccessKey struct{ AccessKeyId, AccessKeySecret string } }
-	if err := kh.Call(ctx, "2015-05-01", "CreateAccessKey", map[string]string{"UserName": "app"}, &ak); err != nil {
-		t.Fatalf("CreateAccessKey: %v", err)
-	}
-	user := &replica{Server: r.Server, keyID: ak.AccessKey.AccessKeyId, keySecret: ak.AccessKey.AccessKeySecret}
+	user := r.newUser(t, "app")
 
 	// Reads take no row locks, so the admin stops them with a table lock,
 	// then ends the backends waiting in a record read.
