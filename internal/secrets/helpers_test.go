@@ -104,6 +104,12 @@ func newFixture(t *testing.T, opts ...Option) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newFixtureOn(t, st, opts...)
+}
+
+// newFixtureOn is newFixture on a given (open) store.
+func newFixtureOn(t *testing.T, st store.Store, opts ...Option) *fixture {
+	t.Helper()
 	clock := &testClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
 	env := newFakeEnvelope(t)
 	opts = append([]Option{WithRegion("cn-test"), WithClock(clock.Now)}, opts...)

@@ -169,6 +169,9 @@ func (s *Service) CreateSecret(ctx context.Context, account string, in CreateInp
 			}
 			return internal(err, "writing a secret")
 		}
+		if err := addCount(tx, account, name, 1); err != nil {
+			return err
+		}
 		for i, v := range versions {
 			rec := &versionRecord{Version: Version{
 				ID: v.id, Stages: v.stages, DataType: dataType, CreateTime: now, Seq: sec.NextSeq,
@@ -507,8 +510,9 @@ const listChunk = 1024
 //
 // Without filters (the common case, and the one that must stay fast with a
 // million secrets) the page is read at its offset in key order, which is
-// name order, and TotalCount is a count of keys: only the page's records
-// are copied and decoded. With filters every secret of the account is
+// name order (ListOffset walks the keys before it without reading their
+// values), and TotalCount is the account's stored count (count.go): only
+// the page's records are copied and decoded. With filters every secret of the account is
 // examined, O(N) per call: the name is checked on the key before anything
 // is decoded, description and tags on a partial decode, and only the
 // page's hits are decoded in full.
@@ -522,7 +526,7 @@ func (s *Service) ListSecrets(ctx context.Context, account string, filters []Fil
 	return s.listFiltered(ctx, account, filters, pageNumber, pageSize)
 }
 
-// listPage is an unfiltered ListSecrets: a count and one offset read, in
+// listPage is an unfiltered ListSecrets: the count and one offset read, in
 // the same snapshot so that the page and TotalCount agree.
 func (s *Service) listPage(ctx context.Context, account string, pageNumber, pageSize int) ([]*Secret, int, error) {
 	prefix := store.Key(account, "")
@@ -531,8 +535,8 @@ func (s *Service) listPage(ctx context.Context, account string, pageNumber, page
 	err := s.st.View(ctx, func(tx store.Tx) error {
 		out = []*Secret{}
 		var err error
-		if total, err = tx.Count(tableSecrets, prefix); err != nil {
-			return internal(err, "counting secrets")
+		if total, err = secretCount(tx, account); err != nil {
+			return err
 		}
 		if pastEnd(pageNumber, pageSize, total) {
 			return nil

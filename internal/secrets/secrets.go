@@ -459,7 +459,7 @@ func deleteSecretTx(tx store.Tx, account, name string) error {
 	if err := tx.Delete(tableSecrets, secretKey(account, name)); err != nil {
 		return internal(err, "deleting a secret")
 	}
-	return nil
+	return addCount(tx, account, name, -1)
 }
 
 // findStage returns the version carrying stage, or nil.
