@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyhold/keyhold/internal/store"
 	"github.com/keyhold/keyhold/internal/store/bolt"
+	"github.com/keyhold/keyhold/internal/store/storetest"
 )
 
 // Every figure here is a durable (fsynced) commit per acknowledged call.
@@ -125,4 +126,18 @@ func BenchmarkBoltBatch(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkListing: Count and ListOffset pages over 1,000,000 records
+// (ListSecrets at a million secrets). Loading takes a while: run alone,
+// go test -run x -bench Listing -benchtime 20x ./internal/store/bolt/
+func BenchmarkListing(b *testing.B) {
+	const n = 1_000_000
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "keyhold.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.LoadListing(b, s, n)
+	storetest.BenchListing(b, s, n)
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/keyhold/keyhold/internal/store/storetest"
 )
 
-func openDSN(t *testing.T, dsn string) *postgres.Store {
+func openDSN(t testing.TB, dsn string) *postgres.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
