@@ -137,6 +137,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /console/secrets", c.authed(c.secretsList))
 	m.HandleFunc("GET /console/secrets/new", c.authed(c.secretNewPage))
 	m.HandleFunc("POST /console/secrets/new", c.authed(c.secretCreate))
+	m.HandleFunc("GET /console/secrets/new-ecs", c.authed(c.secretNewECSPage))
+	m.HandleFunc("POST /console/secrets/new-ecs", c.authed(c.secretCreateECS))
 	m.HandleFunc("POST /console/secrets/tags", c.authed(c.secretsTags))
 	// Secret names may hold "/": the name is the rest of the path.
 	m.HandleFunc("GET /console/secrets/{name...}", c.authed(c.secretDetail))

@@ -10,7 +10,7 @@ import (
 )
 
 // pages are the templates rendered inside the layout.
-var pageNames = []string{"signin", "home", "secrets", "secret_new", "secret", "keys", "key",
+var pageNames = []string{"signin", "home", "secrets", "secret_new", "secret_new_ecs", "secret", "keys", "key",
 	"hosts", "rotations", "rotation", "identities", "user", "policy", "audit", "error"}
 
 func parseTemplates(now func() time.Time) (map[string]*template.Template, error) {
