@@ -26,6 +26,8 @@ var rules = []struct {
 		[]string{"database/sql", "go.etcd.io/bbolt", "github.com/jackc/pgx", mod + "/internal/store/", mod + "/internal/kmsapi"}},
 	{mod + "/internal/store", "the storage contract is engine-neutral",
 		[]string{"go.etcd.io/bbolt", "github.com/jackc/pgx", "net/http"}},
+	{mod + "/internal/store/postgres", "a storage engine knows the contract and the error kinds, no domain, no wire layer, no HTTP",
+		[]string{"net/http", mod + "/internal/kmsapi", mod + "/internal/secrets", mod + "/internal/keys", mod + "/internal/iam", mod + "/internal/audit", mod + "/internal/server"}},
 	{mod + "/internal/kmsapi", "the wire layer reaches storage only through domain services",
 		[]string{"go.etcd.io/bbolt", "github.com/jackc/pgx", "database/sql", mod + "/internal/store/"}},
 	{mod + "/internal/apicall", "the call types are shared by access control: no HTTP",
