@@ -275,3 +275,61 @@ func TestListSecretsCountFollowsLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// PurgeDue finds due secrets across chunk boundaries of its walk and
+// deletes more than one transaction's batch, leaving the rest (not due,
+// live, other accounts) alone; the count follows.
+func TestPurgeDueAcrossChunksAndBatches(t *testing.T) {
+	f := newFixture(t)
+	now := f.clock.Now()
+	const n = listChunk + 176
+	wantLeft := map[string]bool{}
+	due := 0
+	err := f.st.Update(ctx, func(tx store.Tx) error {
+		for i := range n {
+			account := acct
+			if i%50 == 0 {
+				account = acct + "0"
+			}
+			sec := &Secret{Name: fmt.Sprintf("p-%05d", i), Type: TypeGeneric, CreateTime: now, UpdateTime: now}
+			switch i % 4 {
+			case 1, 2: // due: at or before now
+				sec.PlannedDeleteTime = now.Add(-time.Duration(i%2) * time.Hour)
+				due++
+			case 3: // scheduled, not yet due
+				sec.PlannedDeleteTime = now.Add(time.Second)
+				wantLeft[account+"/"+sec.Name] = true
+			default:
+				wantLeft[account+"/"+sec.Name] = true
+			}
+			if err := putSecret(tx, account, sec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if due <= purgeBatch {
+		t.Fatalf("only %d due: the test needs more than one batch", due)
+	}
+	got, err := f.svc.PurgeDue(ctx, now)
+	if err != nil || got != due {
+		t.Fatalf("PurgeDue = %d, %v; want %d", got, err, due)
+	}
+	left := map[string]bool{}
+	err = f.st.View(ctx, func(tx store.Tx) error {
+		return walkSecrets(tx, "", func(kv store.KV) error { left[kv.Key] = true; return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(left, wantLeft) {
+		t.Fatalf("%d secrets left, want %d", len(left), len(wantLeft))
+	}
+	checkList(t, f, nil, 1, 100)
+	if got, _ := f.svc.PurgeDue(ctx, now); got != 0 {
+		t.Errorf("second purge = %d, want 0", got)
+	}
+}

@@ -587,41 +587,31 @@ func (s *Service) listFiltered(ctx context.Context, account string, filters []Fi
 	var hits int
 	err := s.st.View(ctx, func(tx store.Tx) error {
 		out, hits = []*Secret{}, 0
-		after := ""
-		for {
-			kvs, err := tx.List(tableSecrets, prefix, after, listChunk)
-			if err != nil {
-				return internal(err, "listing secrets")
-			}
-			for _, kv := range kvs {
-				name := strings.TrimPrefix(kv.Key, prefix)
-				if !matches(&Secret{Name: name}, nameFilters) {
-					continue
-				}
-				if len(otherFilters) > 0 {
-					var ff filterFields
-					if err := json.Unmarshal(kv.Value, &ff); err != nil {
-						return internal(err, "decoding a secret")
-					}
-					if !matches(&Secret{Name: name, Description: ff.Description, Tags: ff.Tags}, otherFilters) {
-						continue
-					}
-				}
-				i := hits // this hit's index among all hits
-				hits++
-				if i >= start && i-start < pageSize {
-					var sec Secret
-					if err := json.Unmarshal(kv.Value, &sec); err != nil {
-						return internal(err, "decoding a secret")
-					}
-					out = append(out, &sec)
-				}
-			}
-			if len(kvs) < listChunk {
+		return walkSecrets(tx, prefix, func(kv store.KV) error {
+			name := strings.TrimPrefix(kv.Key, prefix)
+			if !matches(&Secret{Name: name}, nameFilters) {
 				return nil
 			}
-			after = kvs[len(kvs)-1].Key
-		}
+			if len(otherFilters) > 0 {
+				var ff filterFields
+				if err := json.Unmarshal(kv.Value, &ff); err != nil {
+					return internal(err, "decoding a secret")
+				}
+				if !matches(&Secret{Name: name, Description: ff.Description, Tags: ff.Tags}, otherFilters) {
+					return nil
+				}
+			}
+			i := hits // this hit's index among all hits
+			hits++
+			if i >= start && i-start < pageSize {
+				var sec Secret
+				if err := json.Unmarshal(kv.Value, &sec); err != nil {
+					return internal(err, "decoding a secret")
+				}
+				out = append(out, &sec)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, 0, err
@@ -879,31 +869,56 @@ const purgeBatch = 100
 
 // PurgeDue deletes, in every account, the secrets whose recovery window
 // ended at or before now. It returns how many it deleted.
+//
+// The due secrets are found in a read transaction, walking the table in
+// chunks and decoding only the deletion time: with a million secrets that
+// walk takes seconds, and inside a write transaction it held every writer
+// (bolt has one) that long at each purge — long enough, at 360,000
+// secrets on a loaded machine, for API calls to time out. They are then
+// deleted in write transactions of purgeBatch, each re-checked there: a
+// secret restored since the walk stays.
 func (s *Service) PurgeDue(ctx context.Context, now time.Time) (int, error) {
+	var due []string
+	err := s.st.View(ctx, func(tx store.Tx) error {
+		due = nil
+		return walkSecrets(tx, "", func(kv store.KV) error {
+			var f struct {
+				PlannedDeleteTime time.Time `json:"planned_delete"`
+			}
+			if err := json.Unmarshal(kv.Value, &f); err != nil {
+				return internal(err, "decoding a secret")
+			}
+			if !f.PlannedDeleteTime.IsZero() && !f.PlannedDeleteTime.After(now) {
+				due = append(due, kv.Key)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
 	total := 0
-	for {
+	for lo := 0; lo < len(due); lo += purgeBatch {
+		batch := due[lo:min(lo+purgeBatch, len(due))]
 		n := 0
 		err := s.st.Update(ctx, func(tx store.Tx) error {
 			n = 0
-			kvs, err := tx.List(tableSecrets, "", "", 0)
-			if err != nil {
-				return internal(err, "listing secrets")
-			}
-			for _, kv := range kvs {
-				var sec Secret
-				if err := json.Unmarshal(kv.Value, &sec); err != nil {
-					return internal(err, "decoding a secret")
+			for _, key := range batch {
+				account, name, _ := strings.Cut(key, "/")
+				sec, err := getSecret(tx, account, name)
+				if errs.Is(err, errs.KindSecretNotFound) {
+					continue // purged meanwhile (another replica's stale leader)
+				}
+				if err != nil {
+					return err
 				}
 				if !sec.PendingDeletion() || sec.PlannedDeleteTime.After(now) {
 					continue
 				}
-				account, _, _ := strings.Cut(kv.Key, "/")
-				if err := deleteSecretTx(tx, account, sec.Name); err != nil {
+				if err := deleteSecretTx(tx, account, name); err != nil {
 					return err
 				}
-				if n++; n == purgeBatch {
-					break
-				}
+				n++
 			}
 			return nil
 		})
@@ -911,9 +926,28 @@ func (s *Service) PurgeDue(ctx context.Context, now time.Time) (int, error) {
 			return total, err
 		}
 		total += n
-		if n < purgeBatch {
-			return total, nil
+	}
+	return total, nil
+}
+
+// walkSecrets calls fn on every stored secret whose key has the prefix, in
+// key order, listChunk records at a time so that memory stays bounded.
+func walkSecrets(tx store.Tx, prefix string, fn func(store.KV) error) error {
+	after := ""
+	for {
+		kvs, err := tx.List(tableSecrets, prefix, after, listChunk)
+		if err != nil {
+			return internal(err, "listing secrets")
 		}
+		for _, kv := range kvs {
+			if err := fn(kv); err != nil {
+				return err
+			}
+		}
+		if len(kvs) < listChunk {
+			return nil
+		}
+		after = kvs[len(kvs)-1].Key
 	}
 }
 

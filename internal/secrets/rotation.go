@@ -109,28 +109,34 @@ type Due struct {
 }
 
 // DueForRotation lists, across accounts, the live secrets with automatic
-// rotation enabled whose next rotation time is at or before now.
+// rotation enabled whose next rotation time is at or before now. It runs
+// every scan interval over every secret, so it decodes only the fields
+// that decide, and a secret in full only when it is due.
 func (s *Service) DueForRotation(ctx context.Context, now time.Time) ([]Due, error) {
 	var out []Due
 	err := s.st.View(ctx, func(tx store.Tx) error {
 		out = nil
-		kvs, err := tx.List(tableSecrets, "", "", 0)
-		if err != nil {
-			return internal(err, "listing secrets")
-		}
-		for _, kv := range kvs {
+		return walkSecrets(tx, "", func(kv store.KV) error {
+			var f struct {
+				Type              string         `json:"type"`
+				Rotation          RotationPolicy `json:"rotation"`
+				PlannedDeleteTime time.Time      `json:"planned_delete"`
+			}
+			if err := json.Unmarshal(kv.Value, &f); err != nil {
+				return internal(err, "decoding a secret")
+			}
+			r := f.Rotation
+			if f.Type == TypeGeneric || !r.Enabled || !f.PlannedDeleteTime.IsZero() || r.NextRotation.After(now) {
+				return nil
+			}
 			var sec Secret
 			if err := json.Unmarshal(kv.Value, &sec); err != nil {
 				return internal(err, "decoding a secret")
 			}
-			r := sec.Rotation
-			if !sec.Managed() || !r.Enabled || sec.PendingDeletion() || r.NextRotation.After(now) {
-				continue
-			}
 			account, _, _ := strings.Cut(kv.Key, "/")
 			out = append(out, Due{Account: account, Secret: &sec})
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, err
 }
