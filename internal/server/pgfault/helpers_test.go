@@ -66,7 +66,8 @@ func startReplica(t *testing.T, dsn string) *replica {
 	}
 	t.Cleanup(func() {
 		srv.Close()
-		if t.Failed() {
+		// PGFAULT_LOGS=1 shows it on success too (request durations).
+		if t.Failed() || os.Getenv("PGFAULT_LOGS") != "" {
 			t.Logf("server log:\n%s", logs)
 		}
 	})
