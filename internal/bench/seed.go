@@ -15,9 +15,10 @@ import (
 
 // Phases of "keyhold bench seed" (measured once the secrets are loaded).
 const (
-	PhaseListFirst = "list-first" // ListSecrets, first page
-	PhaseListLast  = "list-last"  // ListSecrets, last page (the deepest offset)
-	PhaseGetSeeded = "get-seeded" // GetSecretValue of a random seeded secret
+	PhaseListFirst  = "list-first"  // ListSecrets, first page
+	PhaseListMiddle = "list-middle" // ListSecrets, the middle page
+	PhaseListLast   = "list-last"   // ListSecrets, last page (the deepest offset)
+	PhaseGetSeeded  = "get-seeded"  // GetSecretValue of a random seeded secret
 )
 
 // listPageSize is the largest page ListSecrets serves.
@@ -30,8 +31,8 @@ type SeedConfig struct {
 	Clients   int    // concurrent CreateSecret callers; default 32
 	ValueSize int    // default 256
 
-	// Measure, after loading: ListSecrets page latency (first and last page,
-	// 100 per page) and GetSecretValue of random seeded secrets, with these
+	// Measure, after loading: ListSecrets page latency (first, middle and
+	// last page, 100 per page) and GetSecretValue of random seeded secrets, with these
 	// client counts and Load bounds. Empty Measure: load only.
 	Measure     []int
 	SkipList    bool // measure GetSecretValue only
@@ -92,6 +93,20 @@ func Seed(ctx context.Context, cfg SeedConfig) (*SeedResult, error) {
 
 	res := &SeedResult{}
 	var next, created, existing atomic.Int64
+	// Resume: names are created in index order, so a run that stopped left
+	// every name below some index in place and holes only among the last
+	// Clients it had in flight. Skip what lies safely below the highest
+	// loaded index instead of re-creating a million names one refusal at a
+	// time.
+	skip, err := loadedBelow(ctx, kc, name, cfg.Secrets)
+	if err != nil {
+		return res, err
+	}
+	next.Store(int64(skip))
+	existing.Store(int64(skip))
+	if skip > 0 {
+		fmt.Fprintf(cfg.Progress, "bench seed: %s … %s exist, resuming from %s\n", name(0), name(skip-1), name(skip))
+	}
 	var firstErr error
 	var errOnce sync.Once
 	ctx, cancel := context.WithCancel(ctx)
@@ -155,6 +170,7 @@ func Seed(ctx context.Context, cfg SeedConfig) (*SeedResult, error) {
 		return res, fmt.Errorf("bench seed: ListSecrets: %w", err)
 	}
 	lastPage := max(1, (first.TotalCount+listPageSize-1)/listPageSize)
+	middlePage := (lastPage + 1) / 2
 	rep := &Report{Machine: DescribeMachine(), Target: cfg.Endpoint, Duration: cfg.Duration, Warmup: cfg.Warmup, Clients: cfg.Measure, ValueSize: cfg.ValueSize}
 	l := func(n int) Load {
 		return Load{Clients: n, Duration: cfg.Duration, MaxRequests: cfg.MaxRequests, Warmup: cfg.Warmup}
@@ -175,12 +191,50 @@ func Seed(ctx context.Context, cfg SeedConfig) (*SeedResult, error) {
 	for _, n := range cfg.Measure {
 		if !cfg.SkipList {
 			rep.add(cfg.Progress, PhaseListFirst, fmt.Sprintf("ListSecrets page 1 of %d", lastPage), l(n), RunLoad(ctx, l(n), list(1)))
+			rep.add(cfg.Progress, PhaseListMiddle, fmt.Sprintf("ListSecrets page %d of %d", middlePage, lastPage), l(n), RunLoad(ctx, l(n), list(middlePage)))
 			rep.add(cfg.Progress, PhaseListLast, fmt.Sprintf("ListSecrets page %d of %d", lastPage, lastPage), l(n), RunLoad(ctx, l(n), list(lastPage)))
 		}
 		rep.add(cfg.Progress, PhaseGetSeeded, fmt.Sprintf("GetSecretValue, random of %d", cfg.Secrets), l(n), RunLoad(ctx, l(n), get))
 	}
 	res.Report = rep
 	return res, nil
+}
+
+// resumeMargin is how far below the highest loaded index a resumed load
+// starts: more than any --clients, so every hole an interrupted run left
+// is re-checked.
+var resumeMargin = 1024 // a variable for the test
+
+// loadedBelow returns an index below which every seeded name exists: a
+// binary search with DescribeSecret for the first missing name (about 20
+// calls for a million), less resumeMargin. 0 when nothing is loaded.
+func loadedBelow(ctx context.Context, kc *client.Client, name func(int) string, n int) (int, error) {
+	exists := func(i int) (bool, error) {
+		_, err := kc.DescribeSecret(ctx, name(i), false)
+		var ae *client.Error
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.As(err, &ae) && ae.Code == "Forbidden.ResourceNotFound":
+			return false, nil
+		default:
+			return false, fmt.Errorf("bench seed: DescribeSecret %s: %w", name(i), err)
+		}
+	}
+	lo, hi := 0, n // name(lo-1) exists; name(hi) is missing or past the end
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		ok, err := exists(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return max(0, lo-resumeMargin), nil
 }
 
 func slicesMax(s []int) int {

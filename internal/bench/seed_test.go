@@ -32,29 +32,44 @@ func TestSeedLoadsResumesAndMeasures(t *testing.T) {
 	}
 
 	// A larger second run resumes: the 25 exist, only the rest is created.
+	// It skips the names safely below the last loaded one without a call
+	// each (a smaller margin than 1,024 so that 25 are enough to show it),
+	// and re-creates a hole left within the margin.
+	hc, _ := httpClient(1, nil, false)
+	kc, _ := newClient(endpoint, id, secret, hc)
+	if _, err := kc.DeleteSecret(ctx, &client.DeleteSecretRequest{SecretName: "seed-0000020", ForceDeleteWithoutRecovery: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer func(m int) { resumeMargin = m }(resumeMargin)
+	resumeMargin = 8
+	var progress strings.Builder
 	cfg.Secrets, cfg.Measure, cfg.Duration, cfg.MaxRequests = 130, []int{2}, time.Second, 20
+	cfg.Progress = &progress
 	res, err = Seed(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Created != 105 || res.Existing != 25 {
-		t.Fatalf("second run: created %d existing %d, want 105 and 25", res.Created, res.Existing)
+	if res.Created != 106 || res.Existing != 24 {
+		t.Fatalf("second run: created %d existing %d, want 106 and 24", res.Created, res.Existing)
 	}
-	hc, _ := httpClient(1, nil, false)
-	kc, _ := newClient(endpoint, id, secret, hc)
+	if !strings.Contains(progress.String(), "seed-0000000 … seed-0000016 exist, resuming from seed-0000017") {
+		t.Errorf("second run did not skip the loaded names: %q", progress.String())
+	}
 	if _, err := kc.GetSecretValue(ctx, &client.GetSecretValueRequest{SecretName: "seed-0000129"}); err != nil {
 		t.Fatalf("last seeded secret: %v", err)
 	}
-	if res.Report == nil || len(res.Report.Results) != 3 {
-		t.Fatalf("want 3 measured phases, got %+v", res.Report)
+	if res.Report == nil || len(res.Report.Results) != 4 {
+		t.Fatalf("want 4 measured phases, got %+v", res.Report)
 	}
 	for _, r := range res.Report.Results {
 		if r.Requests == 0 || r.Errors != 0 {
 			t.Errorf("%s: %d requests, %d errors (%s)", r.Label, r.Requests, r.Errors, r.FirstError)
 		}
 	}
-	if got := res.Report.Results[1].Label; got != "ListSecrets page 2 of 2" {
-		t.Errorf("last-page phase = %q, want page 2 of 2 (130 secrets, 100 a page)", got)
+	for i, want := range []string{"ListSecrets page 1 of 2", "ListSecrets page 1 of 2", "ListSecrets page 2 of 2"} {
+		if got := res.Report.Results[i].Label; got != want {
+			t.Errorf("phase %d (%s) = %q, want %q (130 secrets, 100 a page)", i, res.Report.Results[i].Phase, got, want)
+		}
 	}
 
 	// Nothing to create now; SkipList measures GetSecretValue alone.
