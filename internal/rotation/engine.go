@@ -318,6 +318,9 @@ func (e *Engine) Resume(ctx context.Context) (int, error) {
 		if !e.claim(o.id) {
 			continue
 		}
+		// Worth a line: after a takeover or a restart this is the new
+		// driver of work another process started.
+		e.log.Info("rotation: resuming an open rotation", "rotation", o.id)
 		n++
 		e.wg.Add(1)
 		go func() {

@@ -12,7 +12,9 @@ package failover
 // lease, the rotation ends once (one record, one end in the audit trail,
 // one new version, one apply in the agent's journal), the password Keyhold
 // calls current logs in to sshd and the old one does not, and the slot is
-// not rotated a second time.
+// not rotated a second time. Then a rotation started through the API on
+// the follower, which the new leader resumes while the follower drives it
+// too, also ends exactly once.
 
 import (
 	"context"
@@ -318,26 +320,53 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 	if out, err := kc.ListRotations(ctx, &client.ListRotationsRequest{SecretName: name}); err != nil || out.TotalCount != 0 {
 		t.Fatalf("a rotation before the slot: %+v %v", out, err)
 	}
-	var rot client.Rotation
-	waitFor(t, "the scheduled rotation to send apply", generous, func() bool {
-		out, err := kc.ListRotations(ctx, &client.ListRotationsRequest{SecretName: name})
-		if err != nil || len(out.Rotations.Rotation) == 0 {
-			return false
-		}
-		rot = out.Rotations.Rotation[0]
-		if rot.State != "applying" {
-			if rot.State != "storing" {
-				t.Fatalf("the rotation is %s before the agent could answer: %+v", rot.State, rot)
+	// waitApplying waits for the newest rotation of the secret, of the
+	// version vid ("" any), to have sent apply to the stopped agent.
+	waitApplying := func(c *client.Client, what, vid string) client.Rotation {
+		t.Helper()
+		var rot client.Rotation
+		waitFor(t, what, generous, func() bool {
+			out, err := c.ListRotations(ctx, &client.ListRotationsRequest{SecretName: name})
+			if err != nil || len(out.Rotations.Rotation) == 0 {
+				return false
+			}
+			rot = out.Rotations.Rotation[0]
+			if vid != "" && rot.VersionId != vid {
+				return false
+			}
+			if rot.State != "applying" {
+				if rot.State != "storing" {
+					t.Fatalf("the rotation is %s before the agent could answer: %+v", rot.State, rot)
+				}
+				return false
+			}
+			for _, s := range rot.Steps.Step {
+				if s.Name == "apply" && s.State == "running" {
+					return true
+				}
 			}
 			return false
-		}
-		for _, s := range rot.Steps.Step {
-			if s.Name == "apply" && s.State == "running" {
-				return true
+		})
+		return rot
+	}
+	waitEnd := func(c *client.Client, id string) *client.Rotation {
+		t.Helper()
+		var end *client.Rotation
+		// Beyond the engine's 2-minute apply timeout, should the result
+		// be lost and the rotation roll back.
+		waitFor(t, "rotation "+id+" to end", 4*time.Minute, func() bool {
+			r, err := c.DescribeRotation(ctx, id)
+			if err == nil && terminal[r.State] {
+				end = r
 			}
+			return end != nil
+		})
+		if end.State != "succeeded" && end.State != "rolled-back" {
+			t.Fatalf("rotation %s ended %s: %+v", id, end.State, end)
 		}
-		return false
-	})
+		return end
+	}
+	rot := waitApplying(kc, "the scheduled rotation to send apply", "")
 	if rot.Trigger != "schedule" {
 		t.Fatalf("trigger %q, want schedule", rot.Trigger)
 	}
@@ -367,52 +396,35 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 		next, err = describe(ctx, sc)
 		return err == nil && next.Leader != "" && next.Leader != leader.ID
 	})
-	if servers[next.Leader] == nil || next.LeaderToken <= d.LeaderToken {
+	newLeader := servers[next.Leader]
+	if newLeader == nil || newLeader == leader || next.LeaderToken <= d.LeaderToken {
 		t.Fatalf("new leader %q token %d after %q token %d", next.Leader, next.LeaderToken, leader.ID, d.LeaderToken)
+	}
+	var follower *Server
+	for _, s := range survivors {
+		if s != newLeader {
+			follower = s
+		}
 	}
 	agent.Signal(t, syscall.SIGCONT)
 	stopped = false
 
 	// One end, then the schedule off so that the next slot (interval after
 	// the promotion) cannot confuse the count.
-	var end *client.Rotation
-	waitFor(t, "the rotation to end", 4*time.Minute, func() bool {
-		r, err := sc.DescribeRotation(ctx, rot.RotationId)
-		if err == nil && (r.State == "succeeded" || r.State == "rolled-back" || r.State == "failed" || r.State == "abandoned") {
-			end = r
-		}
-		return end != nil
-	})
+	end := waitEnd(sc, rot.RotationId)
 	if _, err := sc.UpdateSecretRotationPolicy(ctx, &client.UpdateSecretRotationPolicyRequest{SecretName: name, EnableAutomaticRotation: false}); err != nil {
 		t.Fatal(err)
 	}
-	if end.State != "succeeded" && end.State != "rolled-back" {
-		t.Fatalf("the rotation ended %s: %+v", end.State, end)
+	t.Logf("rotation %s ended %s after the failover to %s", end.RotationId, end.State, newLeader.ID)
+	// The new leader drove it to its end; the follower did not touch it.
+	if n := logLines(newLeader.Log.Since(offsets[newLeader.ID]), "resuming an open rotation", "rotation="+rot.RotationId); n != 1 {
+		t.Fatalf("the new leader resumed %s %d times, want 1", rot.RotationId, n)
 	}
-	t.Logf("rotation %s ended %s after the failover to %s", end.RotationId, end.State, next.Leader)
-
-	// A second taker gets time to appear: two lease lifetimes and more,
-	// seen from both survivors.
-	for until := time.Now().Add(12 * time.Second); time.Now().Before(until); time.Sleep(500 * time.Millisecond) {
-		for _, s := range survivors {
-			d, err := describe(ctx, clients[s.ID])
-			if err != nil {
-				t.Fatalf("DescribeDeployment on %s: %v", s.ID, err)
-			}
-			if d.Leader != next.Leader || d.LeaderToken != next.LeaderToken {
-				t.Fatalf("%s sees leader %q token %d; %q token %d took over", s.ID, d.Leader, d.LeaderToken, next.Leader, next.LeaderToken)
-			}
-		}
-	}
-	takers := 0
-	for _, s := range survivors {
-		takers += strings.Count(s.Log.Since(offsets[s.ID]), "took the leader lease")
-	}
-	if takers != 1 {
-		t.Fatalf("%d lease takeovers logged after the kill, want 1", takers)
+	if n := logLines(follower.Log.Since(offsets[follower.ID]), "resuming an open rotation"); n != 0 {
+		t.Fatalf("the follower %s resumed %d rotations", follower.ID, n)
 	}
 
-	// Exactly one rotation, with one end in the audit trail.
+	// Exactly one rotation for the slot; versions and the real logins.
 	list, err := sc.ListRotations(ctx, &client.ListRotationsRequest{SecretName: name})
 	if err != nil {
 		t.Fatal(err)
@@ -420,35 +432,6 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 	if list.TotalCount != 1 || list.Rotations.Rotation[0].RotationId != rot.RotationId {
 		t.Fatalf("%d rotations of the secret, want the one: %+v", list.TotalCount, list.Rotations.Rotation)
 	}
-	var ends []auditRecord
-	waitFor(t, "the rotation's end in the audit trail", generous, func() bool {
-		ends = nil
-		for _, e := range auditEnds(t, sc) {
-			if e.Params["RotationId"] == rot.RotationId {
-				ends = append(ends, e)
-			}
-		}
-		return len(ends) > 0
-	})
-	if len(ends) != 1 || ends[0].Params["State"] != end.State {
-		t.Fatalf("audit: %d ends of %s, want one with state %s: %+v", len(ends), rot.RotationId, end.State, ends)
-	}
-
-	// The agent applied it once: one apply command in its journal, done.
-	applies := 0
-	for _, e := range journal(t, agentDir) {
-		if e.Op == "password.apply" {
-			applies++
-			if e.RotationID != rot.RotationId || e.State != "done" {
-				t.Fatalf("journal apply entry %+v", e)
-			}
-		}
-	}
-	if applies != 1 {
-		t.Fatalf("%d password.apply commands in the agent's journal, want 1", applies)
-	}
-
-	// Versions and the real logins.
 	vs, err := sc.ListSecretVersionIds(ctx, &client.ListSecretVersionIdsRequest{SecretName: name})
 	if err != nil {
 		t.Fatal(err)
@@ -469,42 +452,138 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 		}
 		return v
 	}
-	cur := get("ACSCurrent")
-	if err := sshd.LoginPassword(cur.UserName, cur.Password); err != nil {
-		t.Fatalf("lockout: the ACSCurrent password does not log in after %s: %v", end.State, err)
+	// converged: ACSCurrent logs in to sshd, and after a success the value
+	// it replaced is refused.
+	converged := func(end *client.Rotation, before ecsValue) ecsValue {
+		t.Helper()
+		cur := get("ACSCurrent")
+		if err := sshd.LoginPassword(cur.UserName, cur.Password); err != nil {
+			t.Fatalf("lockout: the ACSCurrent password does not log in after %s: %v", end.State, err)
+		}
+		if end.State == "succeeded" {
+			if cur == before || get("ACSPrevious") != before {
+				t.Fatal("ACSCurrent is not the new password, or ACSPrevious not the one it replaced")
+			}
+			if err := sshd.LoginPassword(before.UserName, before.Password); !errors.Is(err, sshdtest.ErrRefused) {
+				t.Fatalf("the replaced password still logs in after the rotation: %v", err)
+			}
+		} else if cur != before {
+			t.Fatal("rolled back, but ACSCurrent changed")
+		}
+		return cur
 	}
+	cur := converged(end, old)
 	switch end.State {
 	case "succeeded":
 		if len(stages) != 2 || stages["v1"] != "ACSPrevious" || stages[end.VersionId] != "ACSCurrent" {
 			t.Fatalf("versions after success: %v (new %s)", stages, end.VersionId)
 		}
-		if cur == old || get("ACSPrevious") != old {
-			t.Fatal("ACSCurrent is not the new password, or ACSPrevious not the old one")
-		}
-		if err := sshd.LoginPassword(old.UserName, old.Password); !errors.Is(err, sshdtest.ErrRefused) {
-			t.Fatalf("the old password still logs in after the rotation: %v", err)
-		}
 	case "rolled-back":
-		if stages["v1"] != "ACSCurrent" || cur != old {
-			t.Fatalf("versions after roll-back: %v", stages)
-		}
 		for id, st := range stages {
-			if id != "v1" && st != "" {
-				t.Fatalf("version %s kept stages %q after the roll-back", id, st)
+			if id == "v1" && st != "ACSCurrent" || id != "v1" && st != "" {
+				t.Fatalf("versions after the roll-back: %v", stages)
 			}
 		}
 	}
 
-	// Still one rotation: the new leader's scheduler saw the slot due
-	// while the rotation was open and did not start another.
-	if out, err := sc.ListRotations(ctx, &client.ListRotationsRequest{SecretName: name}); err != nil || out.TotalCount != 1 {
+	// A rotation the API starts on the follower is driven there, and the
+	// leader resumes it as well (it resumes every open rotation it does
+	// not drive): two drivers, one end.
+	agent.Signal(t, syscall.SIGSTOP)
+	stopped = true
+	if _, err := clients[follower.ID].RotateSecret(ctx, &client.RotateSecretRequest{SecretName: name, VersionId: "manual-1"}); err != nil {
+		t.Fatalf("RotateSecret on %s: %v", follower.ID, err)
+	}
+	rot2 := waitApplying(sc, "the API rotation to send apply", "manual-1")
+	waitFor(t, "the leader to resume the follower's rotation", generous, func() bool {
+		return logLines(newLeader.Log.String(), "resuming an open rotation", "rotation="+rot2.RotationId) == 1
+	})
+	agent.Signal(t, syscall.SIGCONT)
+	stopped = false
+	end2 := waitEnd(sc, rot2.RotationId)
+	converged(end2, cur)
+
+	// A second lease taker, or a second report of either end, gets time
+	// to appear: over two lease lifetimes, seen from both survivors.
+	for until := time.Now().Add(12 * time.Second); time.Now().Before(until); time.Sleep(500 * time.Millisecond) {
+		for _, s := range survivors {
+			d, err := describe(ctx, clients[s.ID])
+			if err != nil {
+				t.Fatalf("DescribeDeployment on %s: %v", s.ID, err)
+			}
+			if d.Leader != next.Leader || d.LeaderToken != next.LeaderToken {
+				t.Fatalf("%s sees leader %q token %d; %q token %d took over", s.ID, d.Leader, d.LeaderToken, next.Leader, next.LeaderToken)
+			}
+		}
+	}
+	takers := 0
+	for _, s := range survivors {
+		takers += strings.Count(s.Log.Since(offsets[s.ID]), "took the leader lease")
+	}
+	if takers != 1 {
+		t.Fatalf("%d lease takeovers logged after the kill, want 1", takers)
+	}
+
+	// One end of each in the audit trail, with its state.
+	for _, r := range []*client.Rotation{end, end2} {
+		var ends []auditRecord
+		waitFor(t, "the end of "+r.RotationId+" in the audit trail", generous, func() bool {
+			ends = nil
+			for _, e := range auditEnds(t, sc) {
+				if e.Params["RotationId"] == r.RotationId {
+					ends = append(ends, e)
+				}
+			}
+			return len(ends) > 0
+		})
+		if len(ends) != 1 || ends[0].Params["State"] != r.State {
+			t.Fatalf("audit: %d ends of %s, want one with state %s: %+v", len(ends), r.RotationId, r.State, ends)
+		}
+	}
+
+	// The agent applied each once: one apply command per rotation in its
+	// journal, done.
+	applies := map[string]int{}
+	for _, e := range journal(t, agentDir) {
+		if e.Op == "password.apply" {
+			applies[e.RotationID]++
+			if e.State != "done" {
+				t.Fatalf("journal apply entry %+v", e)
+			}
+		}
+	}
+	if len(applies) != 2 || applies[rot.RotationId] != 1 || applies[rot2.RotationId] != 1 {
+		t.Fatalf("password.apply commands in the agent's journal per rotation: %v", applies)
+	}
+	// Two rotations in all: the slot's and the API's; the new leader's
+	// scheduler saw the slot due while its rotation was open and started
+	// no other.
+	if out, err := sc.ListRotations(ctx, &client.ListRotationsRequest{SecretName: name}); err != nil || out.TotalCount != 2 {
 		t.Fatalf("rotations at the end: %+v %v", out, err)
 	}
 	// No credential reached any process's output.
+	final := get("ACSCurrent")
 	all := logs() + agent.Log.String()
-	for _, pw := range []string{old.Password, cur.Password} {
+	for _, pw := range []string{old.Password, cur.Password, final.Password} {
 		if strings.Contains(all, pw) {
 			t.Fatal("a password appears in a process's log")
 		}
 	}
+}
+
+var terminal = map[string]bool{"succeeded": true, "failed": true, "rolled-back": true, "abandoned": true}
+
+// logLines counts the lines of log that contain every one of subs.
+func logLines(log string, subs ...string) int {
+	n := 0
+lines:
+	for _, line := range strings.Split(log, "\n") {
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				continue lines
+			}
+		}
+		n++
+	}
+	return n
 }
