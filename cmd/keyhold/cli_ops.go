@@ -228,7 +228,7 @@ func newBackupCmd(a *app) *cobra.Command {
 					return fmt.Errorf("open storage: %w", err)
 				}
 				defer st.Close()
-				res, err := a.writeBackup(cmd, to, nil, func(w io.Writer) error {
+				res, err := a.writeBackup(cmd, to, "written", nil, func(w io.Writer) error {
 					_, err := migrate.Backup(ctx, st, w)
 					return err
 				})
@@ -268,7 +268,7 @@ func (a *app) onlineBackup(cmd *cobra.Command, to, dataDir string) error {
 			fmt.Fprintf(a.io.err, "Note: cannot check that %s serves %s (%v).\n", c.Endpoint(), dataDir, err)
 		}
 	}
-	res, err := a.writeBackup(cmd, to, check, func(w io.Writer) error {
+	res, err := a.writeBackup(cmd, to, "received", check, func(w io.Writer) error {
 		_, err := c.DownloadBackup(cmd.Context(), w)
 		return err
 	})
@@ -291,7 +291,7 @@ type backupResult struct {
 // writeBackup runs produce into a temporary file beside to (mode 0600),
 // syncs it, reads it back with migrate.Verify (and, when check is set,
 // checks that root key opens it) and only then renames it to to.
-func (a *app) writeBackup(cmd *cobra.Command, to string, check keys.RootKeySource, produce func(io.Writer) error) (backupResult, error) {
+func (a *app) writeBackup(cmd *cobra.Command, to, verb string, check keys.RootKeySource, produce func(io.Writer) error) (backupResult, error) {
 	var res backupResult
 	tmp, err := os.CreateTemp(filepath.Dir(to), ".keyhold-backup-*")
 	if err != nil {
@@ -303,7 +303,7 @@ func (a *app) writeBackup(cmd *cobra.Command, to string, check keys.RootKeySourc
 		return res, err
 	}
 	h := sha256.New()
-	pw := newProgress(a.io.err, io.MultiWriter(tmp, h))
+	pw := newProgress(a.io.err, verb, io.MultiWriter(tmp, h))
 	err = produce(pw)
 	pw.done(err == nil)
 	if err == nil {
@@ -372,13 +372,14 @@ func (a *app) emitBackup(r backupResult, msg string) error {
 type progress struct {
 	w    io.Writer
 	errw io.Writer
+	verb string // "received" or "written"
 	tty  bool
 	n    int64
 	last time.Time
 }
 
-func newProgress(errw io.Writer, w io.Writer) *progress {
-	p := &progress{w: w, errw: errw}
+func newProgress(errw io.Writer, verb string, w io.Writer) *progress {
+	p := &progress{w: w, errw: errw, verb: verb}
 	if f, ok := errw.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			p.tty = true
@@ -392,7 +393,7 @@ func (p *progress) Write(b []byte) (int, error) {
 	p.n += int64(n)
 	if p.tty && time.Since(p.last) > 250*time.Millisecond {
 		p.last = time.Now()
-		fmt.Fprintf(p.errw, "\rbackup: %s received", byteSize(p.n))
+		fmt.Fprintf(p.errw, "\rbackup: %s %s", byteSize(p.n), p.verb)
 	}
 	return n, err
 }
@@ -405,7 +406,7 @@ func (p *progress) done(ok bool) {
 	if !ok {
 		state = "failed"
 	}
-	fmt.Fprintf(p.errw, "backup: %s received (%d bytes), %s\n", byteSize(p.n), p.n, state)
+	fmt.Fprintf(p.errw, "backup: %s %s (%d bytes), %s\n", byteSize(p.n), p.verb, p.n, state)
 }
 
 func byteSize(n int64) string {
