@@ -121,6 +121,9 @@ func TestAuthorizeTable(t *testing.T) {
 		{"deployment action, first root", root, "keyhold:CreateAccount", "*", true},
 		{"deployment action, other root", otherRoot, "keyhold:CreateAccount", "*", false},
 		{"deployment action, user", user("admin"), "keyhold:ListAccounts", "*", false},
+		{"backup, first root", root, "keyhold:BackupDeployment", "acs:keyhold:cn-hangzhou:" + acct + ":deployment", true},
+		{"backup, other root in its own account", otherRoot, "keyhold:BackupDeployment", "acs:keyhold:cn-hangzhou:" + other + ":deployment", false},
+		{"backup, user", user("admin"), "keyhold:BackupDeployment", "acs:keyhold:cn-hangzhou:" + acct + ":deployment", false},
 	}
 	// The first account of this store is acct.
 	s.defaultUID.Store(acct)
