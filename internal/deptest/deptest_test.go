@@ -56,6 +56,8 @@ var rules = []struct {
 		[]string{mod + "/internal/"}},
 	{mod + "/internal/bastion", "the bastion is a client of the public API like a third-party program: no server internals",
 		[]string{mod + "/internal/"}},
+	{mod + "/internal/e2e/failover", "end-to-end tests run the real binary as processes: no server internals",
+		[]string{mod + "/internal/"}},
 }
 
 // allowed: package → dependency prefixes exempt from its forbidden list.
@@ -101,5 +103,34 @@ func TestLayering(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// e2eTestHelpers are the only internal packages end-to-end tests may
+// import: they start real components (sshd, PostgreSQL), nothing of the
+// server. The rest goes through the binary, the CLI and the public client.
+var e2eTestHelpers = []string{mod + "/internal/testutil/", mod + "/internal/store/postgres/pgtest"}
+
+// TestE2ETestsUseNoServerInternals checks the test files' own imports,
+// which TestLayering (go list -deps) does not see.
+func TestE2ETestsUseNoServerInternals(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{range .TestImports}}{{$.ImportPath}} {{.}}
+{{end}}{{range .XTestImports}}{{$.ImportPath}} {{.}}
+{{end}}`, mod+"/internal/e2e/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+imports:
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, dep, _ := strings.Cut(line, " ")
+		if !strings.HasPrefix(dep, mod+"/internal/") || strings.HasPrefix(dep, mod+"/internal/e2e/") {
+			continue
+		}
+		for _, a := range e2eTestHelpers {
+			if dep == a || strings.HasPrefix(dep, a) && strings.HasSuffix(a, "/") {
+				continue imports
+			}
+		}
+		t.Errorf("%s tests import %s: end-to-end tests use the binary and the public client, not server internals", pkg, dep)
 	}
 }
