@@ -282,9 +282,14 @@ func TestBackupOnlineEmbedded(t *testing.T) {
 	w.waitCount(t, 5)
 	outDir := t.TempDir()
 	viaDataDir := filepath.Join(outDir, "via-data-dir.khb")
+	before, _ := w.count()
 	out, stderr, err := c.run("", "backup", "--data-dir", dataDir, "--to", viaDataDir, "--output", "json")
 	if err != nil {
 		t.Fatalf("backup --data-dir of a running server: %v\n%s", err, stderr)
+	}
+	if after, _ := w.count(); after == before {
+		// The command waits 1 s for the lock alone; writes take milliseconds.
+		t.Errorf("no write completed while the backup command ran (%d secrets written)", after)
 	}
 	if !strings.Contains(stderr, "in use by a running server: backing up through its API") || !strings.Contains(stderr, "verifying") {
 		t.Errorf("stderr does not say the backup went through the API and was verified:\n%s", stderr)
@@ -440,6 +445,16 @@ func TestBackupOnlineEmbedded(t *testing.T) {
 	if _, err := userAPI.DownloadBackup(ctx, &sink); !client.IsCode(err, "Forbidden.NoPermission") || sink.Len() != 0 {
 		t.Errorf("DownloadBackup with a user's key: %v, %d bytes", err, sink.Len())
 	}
+
+	// A data dir held by another deployment's server than the profile's:
+	// the fallback's download does not open with that dir's root key.
+	third := filepath.Join(t.TempDir(), "third")
+	startBinaryServer(t, bin, third)
+	_, stderr, err = c.run("", "backup", "--data-dir", third, "--to", filepath.Join(outDir, "wrong.khb"))
+	if exitCode(err) != 1 || !strings.Contains(stderr, "does not serve the deployment in "+third) {
+		t.Errorf("backup of a locked data dir through another deployment's server: %v\n%s", err, stderr)
+	}
+	noBackupFiles(t, outDir, "wrong.khb")
 
 	// Downloads cut short, through a proxy, leave nothing at --to.
 	for _, cut := range []struct {
