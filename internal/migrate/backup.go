@@ -50,6 +50,11 @@ func Backup(ctx context.Context, st store.Store, w io.Writer) (Summary, error) {
 		wroteHeader = true
 		return enc.Encode(header{Format: backupFormat, Version: 1, Created: time.Now().UTC(), RootKeyCheck: chk})
 	}, func(table string, kv store.KV) error {
+		// A caller that has gone (a client that hung up on an online
+		// backup) releases the snapshot now, not at the next failed write.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		s.add(table, kv)
 		return enc.Encode(line{T: table, K: []byte(kv.Key), V: kv.Value})
 	})
