@@ -146,6 +146,18 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 	work := t.TempDir()
 	keyFile := filepath.Join(work, "root.key")
 
+	// The development minimum is bounded, and a bad one refused before
+	// anything is written.
+	badDir := filepath.Join(work, "bad")
+	out, err := exec.Command(bin, "server", "--data-dir", badDir, "--listen", "127.0.0.1:0", "--tls-listen", "",
+		"--dev-min-rotation-interval", "2h").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "development minimum rotation interval") {
+		t.Fatalf("--dev-min-rotation-interval 2h: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(badDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused start wrote its data directory: %v", err)
+	}
+
 	// Three replicas, the first alone (it creates the root key and the
 	// account), each with its own data directory and the same key file.
 	flags := []string{"--storage", storage, "--root-key-file", keyFile,
