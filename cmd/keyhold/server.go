@@ -75,8 +75,10 @@ address unless --insecure-http is given.`,
 	// seconds (internal/e2e/failover). Not for production.
 	f.DurationVar(&cfg.DevMinRotationInterval, "dev-min-rotation-interval", 0, "NOT FOR PRODUCTION: accept automatic rotation intervals down to this (1s to under 1h)")
 	f.DurationVar(&cfg.Rotation.ScanInterval, "rotation-scan-interval", 0, "how often the leader looks for due scheduled rotations and open ones to resume (default 30s)")
+	f.DurationVar(&cfg.Rotation.ApplyTimeout, "rotation-apply-timeout", 0, "how long a rotation waits for the agent's apply result before it rolls back (default 2m)")
 	f.MarkHidden("dev-min-rotation-interval")
 	f.MarkHidden("rotation-scan-interval")
+	f.MarkHidden("rotation-apply-timeout")
 	return cmd
 }
 
