@@ -14,7 +14,9 @@ package failover
 // calls current logs in to sshd and the old one does not, and the slot is
 // not rotated a second time. Then a rotation started through the API on
 // the follower, which the new leader resumes while the follower drives it
-// too, also ends exactly once.
+// too, also ends exactly once. A second deployment keeps the agent stopped
+// until the new leader gives up on the apply: the rotation rolls back
+// once, the old password logs in and the one it was to get does not.
 
 import (
 	"context"
@@ -139,16 +141,12 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 		t.Skip("builds the binary and runs three replicas, an agent and sshd")
 	}
 	sshdtest.Require(t)
-	ctx := context.Background()
 	pg := pgtest.Start(t)
-	storage := pg.DSN(t)
 	bin := BuildBinary(t)
-	work := t.TempDir()
-	keyFile := filepath.Join(work, "root.key")
 
 	// The development minimum is bounded, and a bad one refused before
 	// anything is written.
-	badDir := filepath.Join(work, "bad")
+	badDir := filepath.Join(t.TempDir(), "bad")
 	out, err := exec.Command(bin, "server", "--data-dir", badDir, "--listen", "127.0.0.1:0", "--tls-listen", "",
 		"--dev-min-rotation-interval", "2h").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "development minimum rotation interval") {
@@ -158,10 +156,29 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 		t.Fatalf("a refused start wrote its data directory: %v", err)
 	}
 
+	// The agent answers once the new leader drives the rotation: it
+	// completes. Then an API rotation on the follower, driven by two.
+	t.Run("completes", func(t *testing.T) { scenario(t, bin, pg, false) })
+	// The agent stays stopped until the new leader has given up on the
+	// apply (a short apply timeout): the rotation rolls back, once.
+	t.Run("rolls back", func(t *testing.T) { scenario(t, bin, pg, true) })
+}
+
+// scenario runs one deployment through the kill; rollBack keeps the agent
+// stopped until the new leader rolls the rotation back.
+func scenario(t *testing.T, bin string, pg *pgtest.Server, rollBack bool) {
+	ctx := context.Background()
+	storage := pg.DSN(t)
+	work := t.TempDir()
+	keyFile := filepath.Join(work, "root.key")
+
 	// Three replicas, the first alone (it creates the root key and the
 	// account), each with its own data directory and the same key file.
 	flags := []string{"--storage", storage, "--root-key-file", keyFile,
 		"--dev-min-rotation-interval", "10s", "--rotation-scan-interval", "1s"}
+	if rollBack {
+		flags = append(flags, "--rotation-apply-timeout", "10s")
+	}
 	servers := map[string]*Server{}
 	var order []*Server
 	for i := 1; i <= 3; i++ {
@@ -417,12 +434,37 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 			follower = s
 		}
 	}
+	var pending ecsValue // the value a rolled-back rotation was to set
+	if rollBack {
+		waitFor(t, "the new leader to give up on the apply", generous, func() bool {
+			r, err := sc.DescribeRotation(ctx, rot.RotationId)
+			if err == nil && r.State != "applying" && r.State != "rolling-back" {
+				t.Fatalf("the rotation went %s with the agent stopped", r.State)
+			}
+			return err == nil && r.State == "rolling-back"
+		})
+		// Kept while rolling back: the value the host may have now.
+		out, err := sc.GetSecretValue(ctx, &client.GetSecretValueRequest{SecretName: name, VersionStage: "ACSPending"})
+		if err != nil {
+			t.Fatalf("ACSPending while rolling back: %v", err)
+		}
+		if err := json.Unmarshal([]byte(out.SecretData), &pending); err != nil || pending.Password == "" || pending == old {
+			t.Fatalf("ACSPending while rolling back is not a new value: %v", err)
+		}
+	}
 	agent.Signal(t, syscall.SIGCONT)
 	stopped = false
 
 	// One end, then the schedule off so that the next slot (interval after
 	// the promotion) cannot confuse the count.
 	end := waitEnd(sc, rot.RotationId)
+	want := "succeeded"
+	if rollBack {
+		want = "rolled-back"
+	}
+	if end.State != want {
+		t.Fatalf("rotation ended %s, want %s: %+v", end.State, want, end)
+	}
 	if _, err := sc.UpdateSecretRotationPolicy(ctx, &client.UpdateSecretRotationPolicyRequest{SecretName: name, EnableAutomaticRotation: false}); err != nil {
 		t.Fatal(err)
 	}
@@ -478,8 +520,14 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 			if err := sshd.LoginPassword(before.UserName, before.Password); !errors.Is(err, sshdtest.ErrRefused) {
 				t.Fatalf("the replaced password still logs in after the rotation: %v", err)
 			}
-		} else if cur != before {
-			t.Fatal("rolled back, but ACSCurrent changed")
+		} else {
+			if cur != before {
+				t.Fatal("rolled back, but ACSCurrent changed")
+			}
+			// The late apply was undone: the value it set is refused.
+			if err := sshd.LoginPassword(pending.UserName, pending.Password); !errors.Is(err, sshdtest.ErrRefused) {
+				t.Fatalf("the rolled-back password logs in: %v", err)
+			}
 		}
 		return cur
 	}
@@ -500,19 +548,26 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 	// A rotation the API starts on the follower is driven there, and the
 	// leader resumes it as well (it resumes every open rotation it does
 	// not drive): two drivers, one end.
-	agent.Signal(t, syscall.SIGSTOP)
-	stopped = true
-	if _, err := clients[follower.ID].RotateSecret(ctx, &client.RotateSecretRequest{SecretName: name, VersionId: "manual-1"}); err != nil {
-		t.Fatalf("RotateSecret on %s: %v", follower.ID, err)
+	ended := []*client.Rotation{end}
+	rots := []string{rot.RotationId}
+	final := cur
+	if !rollBack {
+		agent.Signal(t, syscall.SIGSTOP)
+		stopped = true
+		if _, err := clients[follower.ID].RotateSecret(ctx, &client.RotateSecretRequest{SecretName: name, VersionId: "manual-1"}); err != nil {
+			t.Fatalf("RotateSecret on %s: %v", follower.ID, err)
+		}
+		rot2 := waitApplying(sc, "the API rotation to send apply", "manual-1")
+		waitFor(t, "the leader to resume the follower's rotation", generous, func() bool {
+			return logLines(newLeader.Log.String(), "resuming an open rotation", "rotation="+rot2.RotationId) == 1
+		})
+		agent.Signal(t, syscall.SIGCONT)
+		stopped = false
+		end2 := waitEnd(sc, rot2.RotationId)
+		final = converged(end2, cur)
+		ended = append(ended, end2)
+		rots = append(rots, rot2.RotationId)
 	}
-	rot2 := waitApplying(sc, "the API rotation to send apply", "manual-1")
-	waitFor(t, "the leader to resume the follower's rotation", generous, func() bool {
-		return logLines(newLeader.Log.String(), "resuming an open rotation", "rotation="+rot2.RotationId) == 1
-	})
-	agent.Signal(t, syscall.SIGCONT)
-	stopped = false
-	end2 := waitEnd(sc, rot2.RotationId)
-	converged(end2, cur)
 
 	// A second lease taker, or a second report of either end, gets time
 	// to appear: over two lease lifetimes, seen from both survivors.
@@ -536,7 +591,7 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 	}
 
 	// One end of each in the audit trail, with its state.
-	for _, r := range []*client.Rotation{end, end2} {
+	for _, r := range ended {
 		var ends []auditRecord
 		waitFor(t, "the end of "+r.RotationId+" in the audit trail", generous, func() bool {
 			ends = nil
@@ -553,30 +608,40 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 	}
 
 	// The agent applied each once: one apply command per rotation in its
-	// journal, done.
-	applies := map[string]int{}
+	// journal, done (a rolled-back one too: it ran late, before the
+	// restore queued behind it).
+	applies, restores := map[string]int{}, 0
 	for _, e := range journal(t, agentDir) {
-		if e.Op == "password.apply" {
+		switch e.Op {
+		case "password.apply":
 			applies[e.RotationID]++
 			if e.State != "done" {
-				t.Fatalf("journal apply entry %+v", e)
+				t.Fatalf("journal apply entry not done: %+v", e)
 			}
+		case "password.restore": // re-sent ones may still be queued or running
+			restores++
 		}
 	}
-	if len(applies) != 2 || applies[rot.RotationId] != 1 || applies[rot2.RotationId] != 1 {
-		t.Fatalf("password.apply commands in the agent's journal per rotation: %v", applies)
+	if len(applies) != len(rots) {
+		t.Fatalf("password.apply commands in the agent's journal per rotation: %v, want one for each of %v", applies, rots)
 	}
-	// Two rotations in all: the slot's and the API's; the new leader's
-	// scheduler saw the slot due while its rotation was open and started
-	// no other.
-	if out, err := sc.ListRotations(ctx, &client.ListRotationsRequest{SecretName: name}); err != nil || out.TotalCount != 2 {
-		t.Fatalf("rotations at the end: %+v %v", out, err)
+	for _, id := range rots {
+		if applies[id] != 1 {
+			t.Fatalf("password.apply commands in the agent's journal per rotation: %v, want one for each of %v", applies, rots)
+		}
+	}
+	if rollBack != (restores > 0) {
+		t.Fatalf("%d restore commands in the agent's journal (rolled back: %v)", restores, rollBack)
+	}
+	// The slot's rotation (and the API's); the new leader's scheduler saw
+	// the slot still due while its rotation was open and started no other.
+	if out, err := sc.ListRotations(ctx, &client.ListRotationsRequest{SecretName: name}); err != nil || out.TotalCount != len(rots) {
+		t.Fatalf("rotations at the end: %+v %v, want %d", out, err, len(rots))
 	}
 	// No credential reached any process's output.
-	final := get("ACSCurrent")
 	all := logs() + agent.Log.String()
-	for _, pw := range []string{old.Password, cur.Password, final.Password} {
-		if strings.Contains(all, pw) {
+	for _, pw := range []string{old.Password, cur.Password, final.Password, pending.Password} {
+		if pw != "" && strings.Contains(all, pw) {
 			t.Fatal("a password appears in a process's log")
 		}
 	}
