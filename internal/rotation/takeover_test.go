@@ -130,3 +130,44 @@ func TestStaleDueListDoesNotRotateTwice(t *testing.T) {
 	}
 	idle(t, rg.eng)
 }
+
+// noopRotate answers RotateSecret with success and starts nothing, as a
+// repeat of an already open rotation of the same VersionId does.
+type noopRotate struct {
+	Secrets
+	calls *atomic.Int32
+}
+
+func (n noopRotate) RotateSecret(context.Context, string, string, string) (*secrets.Secret, error) {
+	n.calls.Add(1)
+	return nil, nil
+}
+
+// TestSchedulerSlotWithoutDriver: a scheduled RotateSecret that starts no
+// driver here gives its slot back; a kept one would stop the scheduler for
+// good once Concurrency slots leaked.
+func TestSchedulerSlotWithoutDriver(t *testing.T) {
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	rg := newRigAt(t, clock)
+	rg.fleet.addHost(host1, "alice", oldPW)
+	v, _ := json.Marshal(ecsValue{UserName: "alice", Password: oldPW})
+	cfg, _ := json.Marshal(map[string]any{"SecretSubType": "Password", "InstanceId": host1})
+	_, err := rg.sec.CreateSecret(context.Background(), acct, secrets.CreateInput{
+		Name: secret, VersionID: "v1", Data: string(v), Type: secrets.TypeECS, ExtendedConfig: string(cfg),
+		EnableAutomaticRotation: true, RotationInterval: "1h"})
+	must(t, err)
+	skew.Store(int64(90 * time.Minute))
+	var calls atomic.Int32
+	e := New(Config{Store: rg.st, Secrets: noopRotate{rg.sec, &calls}, Fleet: rg.fleet, Now: clock, Concurrency: 1})
+	t.Cleanup(e.Close)
+	for range 3 {
+		must(t, e.runDue(context.Background()))
+	}
+	e.mu.Lock()
+	held := e.scheduled
+	e.mu.Unlock()
+	if calls.Load() != 3 || held != 0 {
+		t.Fatalf("RotateSecret called %d times of 3, %d scheduler slots held", calls.Load(), held)
+	}
+}
