@@ -16,7 +16,10 @@ package failover
 // the follower, which the new leader resumes while the follower drives it
 // too, also ends exactly once. A second deployment keeps the agent stopped
 // until the new leader gives up on the apply: the rotation rolls back
-// once, the old password logs in and the one it was to get does not.
+// once, the old password logs in and the one it was to get does not. A
+// third pauses the leader (SIGSTOP) instead of killing it and resumes it
+// after the takeover: it steps down, and its still-running driver and the
+// new leader's end the rotation once between them.
 
 import (
 	"context"
@@ -158,16 +161,27 @@ func TestLeaderKilledDuringScheduledRotation(t *testing.T) {
 
 	// The agent answers once the new leader drives the rotation: it
 	// completes. Then an API rotation on the follower, driven by two.
-	t.Run("completes", func(t *testing.T) { scenario(t, bin, pg, false) })
+	t.Run("completes", func(t *testing.T) { scenario(t, bin, pg, modeComplete) })
 	// The agent stays stopped until the new leader has given up on the
 	// apply (a short apply timeout): the rotation rolls back, once.
-	t.Run("rolls back", func(t *testing.T) { scenario(t, bin, pg, true) })
+	t.Run("rolls back", func(t *testing.T) { scenario(t, bin, pg, modeRollBack) })
+	// The leader is paused (SIGSTOP) instead, and resumed once another
+	// has the lease: a deposed leader that still drives the rotation.
+	t.Run("leader paused", func(t *testing.T) { scenario(t, bin, pg, modePause) })
 }
 
-// scenario runs one deployment through the kill; rollBack keeps the agent
-// stopped until the new leader rolls the rotation back.
-func scenario(t *testing.T, bin string, pg *pgtest.Server, rollBack bool) {
+type mode int
+
+const (
+	modeComplete mode = iota // kill -9 the leader; the agent answers the new one
+	modeRollBack             // kill -9; the agent answers only after the roll-back began
+	modePause                // SIGSTOP the leader, SIGCONT it after the takeover
+)
+
+// scenario runs one deployment through the loss of its leader.
+func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 	ctx := context.Background()
+	rollBack, paused := m == modeRollBack, m == modePause
 	storage := pg.DSN(t)
 	work := t.TempDir()
 	keyFile := filepath.Join(work, "root.key")
@@ -411,13 +425,18 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, rollBack bool) {
 	var survivors []*Server
 	offsets := map[string]int{}
 	for _, s := range order {
+		offsets[s.ID] = s.Log.Len()
 		if s != leader {
 			survivors = append(survivors, s)
-			offsets[s.ID] = s.Log.Len()
 		}
 	}
-	leader.KillAndWait(t)
-	t.Logf("killed the leader %s (token %d) with the rotation %s applying", leader.ID, d.LeaderToken, rot.RotationId)
+	if paused {
+		leader.Signal(t, syscall.SIGSTOP)
+		t.Logf("paused the leader %s (token %d) with the rotation %s applying", leader.ID, d.LeaderToken, rot.RotationId)
+	} else {
+		leader.KillAndWait(t)
+		t.Logf("killed the leader %s (token %d) with the rotation %s applying", leader.ID, d.LeaderToken, rot.RotationId)
+	}
 	sc := clients[survivors[0].ID]
 	var next deployment
 	waitFor(t, "another replica to take the lease", generous, func() bool {
@@ -433,6 +452,21 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, rollBack bool) {
 		if s != newLeader {
 			follower = s
 		}
+	}
+	alive := survivors
+	if paused {
+		// Back while the rotation is open: its driver there wakes up too,
+		// and its scheduler and lease loop find another leader.
+		leader.Signal(t, syscall.SIGCONT)
+		waitFor(t, "the deposed leader to see it lost the lease", generous, func() bool {
+			return logLines(leader.Log.Since(offsets[leader.ID]), "lost the leader lease") > 0
+		})
+		alive = append(alive, leader)
+		// And the new leader drives it as well before the agent answers:
+		// two live drivers when the result lands.
+		waitFor(t, "the new leader to resume the rotation", generous, func() bool {
+			return logLines(newLeader.Log.Since(offsets[newLeader.ID]), "resuming an open rotation", "rotation="+rot.RotationId) > 0
+		})
 	}
 	var pending ecsValue // the value a rolled-back rotation was to set
 	if rollBack {
@@ -469,12 +503,15 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, rollBack bool) {
 		t.Fatal(err)
 	}
 	t.Logf("rotation %s ended %s after the failover to %s", end.RotationId, end.State, newLeader.ID)
-	// The new leader drove it to its end; the follower did not touch it.
+	// The new leader resumed it; no other live replica did (a paused old
+	// leader still has its own driver, which is the point of that run).
 	if n := logLines(newLeader.Log.Since(offsets[newLeader.ID]), "resuming an open rotation", "rotation="+rot.RotationId); n != 1 {
 		t.Fatalf("the new leader resumed %s %d times, want 1", rot.RotationId, n)
 	}
-	if n := logLines(follower.Log.Since(offsets[follower.ID]), "resuming an open rotation"); n != 0 {
-		t.Fatalf("the follower %s resumed %d rotations", follower.ID, n)
+	for _, s := range alive {
+		if n := logLines(s.Log.Since(offsets[s.ID]), "resuming an open rotation"); s != newLeader && n != 0 {
+			t.Fatalf("%s, not leading, resumed %d rotations", s.ID, n)
+		}
 	}
 
 	// Exactly one rotation for the slot; versions and the real logins.
@@ -551,7 +588,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, rollBack bool) {
 	ended := []*client.Rotation{end}
 	rots := []string{rot.RotationId}
 	final := cur
-	if !rollBack {
+	if m == modeComplete {
 		agent.Signal(t, syscall.SIGSTOP)
 		stopped = true
 		if _, err := clients[follower.ID].RotateSecret(ctx, &client.RotateSecretRequest{SecretName: name, VersionId: "manual-1"}); err != nil {
@@ -570,9 +607,9 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, rollBack bool) {
 	}
 
 	// A second lease taker, or a second report of either end, gets time
-	// to appear: over two lease lifetimes, seen from both survivors.
+	// to appear: over two lease lifetimes, seen from every live replica.
 	for until := time.Now().Add(12 * time.Second); time.Now().Before(until); time.Sleep(500 * time.Millisecond) {
-		for _, s := range survivors {
+		for _, s := range alive {
 			d, err := describe(ctx, clients[s.ID])
 			if err != nil {
 				t.Fatalf("DescribeDeployment on %s: %v", s.ID, err)
@@ -583,11 +620,11 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, rollBack bool) {
 		}
 	}
 	takers := 0
-	for _, s := range survivors {
+	for _, s := range alive {
 		takers += strings.Count(s.Log.Since(offsets[s.ID]), "took the leader lease")
 	}
 	if takers != 1 {
-		t.Fatalf("%d lease takeovers logged after the kill, want 1", takers)
+		t.Fatalf("%d lease takeovers logged after the leader was lost, want 1", takers)
 	}
 
 	// One end of each in the audit trail, with its state.
