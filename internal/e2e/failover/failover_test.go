@@ -45,7 +45,7 @@ const generous = 60 * time.Second
 
 // interval is the schedule: long enough that the slot after the one under
 // test cannot fall due before the test has turned the schedule off.
-const interval = 30 * time.Second
+const interval = 15 * time.Second
 
 type deployment struct {
 	ServedBy    string
