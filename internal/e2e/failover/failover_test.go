@@ -201,7 +201,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 		servers[id] = s
 		order = append(order, s)
 	}
-	var logs = func() string {
+	logs := func() string {
 		var b strings.Builder
 		for _, s := range order {
 			fmt.Fprintf(&b, "--- %s ---\n%s", s.ID, s.Log.String())
