@@ -437,12 +437,15 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 		leader.KillAndWait(t)
 		t.Logf("killed the leader %s (token %d) with the rotation %s applying", leader.ID, d.LeaderToken, rot.RotationId)
 	}
+	lostAt := time.Now()
 	sc := clients[survivors[0].ID]
 	var next deployment
 	waitFor(t, "another replica to take the lease", generous, func() bool {
 		next, err = describe(ctx, sc)
 		return err == nil && next.Leader != "" && next.Leader != leader.ID
 	})
+	// Logged, not asserted: speed is scripts/failover.sh's business.
+	t.Logf("%s leads (token %d) %.1f s later", next.Leader, next.LeaderToken, time.Since(lostAt).Seconds())
 	newLeader := servers[next.Leader]
 	if newLeader == nil || newLeader == leader || next.LeaderToken <= d.LeaderToken {
 		t.Fatalf("new leader %q token %d after %q token %d", next.Leader, next.LeaderToken, leader.ID, d.LeaderToken)
@@ -487,6 +490,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 		}
 	}
 	agent.Signal(t, syscall.SIGCONT)
+	resumedAt := time.Now()
 	stopped = false
 
 	// One end, then the schedule off so that the next slot (interval after
@@ -502,7 +506,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 	if _, err := sc.UpdateSecretRotationPolicy(ctx, &client.UpdateSecretRotationPolicyRequest{SecretName: name, EnableAutomaticRotation: false}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("rotation %s ended %s after the failover to %s", end.RotationId, end.State, newLeader.ID)
+	t.Logf("rotation %s ended %s on %s's watch %.1f s after the agent resumed", end.RotationId, end.State, newLeader.ID, time.Since(resumedAt).Seconds())
 	// The new leader resumed it; no other live replica did (a paused old
 	// leader still has its own driver, which is the point of that run).
 	if n := logLines(newLeader.Log.Since(offsets[newLeader.ID]), "resuming an open rotation", "rotation="+rot.RotationId); n != 1 {
