@@ -27,7 +27,7 @@ type fakeEnvelope struct {
 	seals int
 }
 
-func newFakeEnvelope(t *testing.T) *fakeEnvelope {
+func newFakeEnvelope(t testing.TB) *fakeEnvelope {
 	block, err := aes.NewCipher(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
