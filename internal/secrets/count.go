@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/keyhold/keyhold/internal/store"
 )
@@ -22,7 +24,10 @@ import (
 //
 // An account written before the count existed has no shard records: the
 // first insert or delete creates all of them from a Count of the secrets
-// table (once, in the same transaction), and until then readers count.
+// table (once, in the same transaction), and until then readers count. A
+// build without the count writing beside this one (a downgrade, or mixed
+// replicas) would leave it wrong: PurgeDue's periodic walk compares and
+// rebuilds it.
 const (
 	tableCounts = "secret_counts"
 	countShards = 32
@@ -59,8 +64,8 @@ func addCount(tx store.Tx, account, name string, delta int) error {
 	return nil
 }
 
-// initCount writes every shard of an account that has none: shard 0 holds
-// the secrets stored now (the caller's change included), the others 0.
+// initCount writes every shard of an account: shard 0 holds the secrets
+// stored now (the caller's change included), the others 0.
 func initCount(tx store.Tx, account string) error {
 	n, err := tx.Count(tableSecrets, store.Key(account, ""))
 	if err != nil {
@@ -101,3 +106,41 @@ func secretCount(tx store.Tx, account string) (int, error) {
 	}
 	return total, nil
 }
+
+// countsDrifted returns the accounts whose stored count differs from seen
+// (secrets per account, counted in the same snapshot). Accounts without
+// count records are counted by readers and need nothing.
+func countsDrifted(tx store.Tx, seen map[string]int) ([]string, error) {
+	stored := map[string]int{}
+	after := ""
+	for {
+		kvs, err := tx.List(tableCounts, "", after, listChunk)
+		if err != nil {
+			return nil, internal(err, "reading the secret counts")
+		}
+		for _, kv := range kvs {
+			account, _, _ := strings.Cut(kv.Key, "/")
+			n, err := strconv.Atoi(string(kv.Value))
+			if err != nil {
+				return nil, internal(err, "decoding the secret count")
+			}
+			stored[account] += n
+		}
+		if len(kvs) < listChunk {
+			break
+		}
+		after = kvs[len(kvs)-1].Key
+	}
+	var out []string
+	for account, n := range stored {
+		if n != seen[account] {
+			out = append(out, account)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// rebuildCount rewrites the account's count from its stored secrets,
+// counted in the write transaction (O(N), only after a drift was seen).
+func rebuildCount(tx store.Tx, account string) error { return initCount(tx, account) }

@@ -167,3 +167,76 @@ func TestCountConcurrentPostgres(t *testing.T) {
 		t.Errorf("page 2 of 50: %d items, total %d", len(got), total)
 	}
 }
+
+// A count left wrong by a writer that did not keep it (an older build
+// beside this one) is found and rebuilt by PurgeDue's walk; accounts whose
+// count is right, or that have none, are not written.
+func TestPurgeDueRepairsDriftedCount(t *testing.T) {
+	f := newFixture(t)
+	seedList(t, f, 6) // acct: 6 secrets with a count; two neighbours: 3 each
+	// What an older build does: insert and delete secrets without the count.
+	err := f.st.Update(ctx, func(tx store.Tx) error {
+		for _, name := range []string{"old-a", "old-b"} {
+			if err := putSecret(tx, acct, &Secret{Name: name, Type: TypeGeneric}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(tableSecrets, secretKey(acct+"0", "zz")); err != nil {
+			return err
+		}
+		// This neighbour has never had a count: readers count its keys.
+		for i := range countShards {
+			if err := tx.Delete(tableCounts, countKey("0"+acct, i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, n, keys := storedCount(t, f.st, acct); n != 6 || keys != 8 {
+		t.Fatalf("before the repair: count %d, %d stored; want 6 and 8 (the drift)", n, keys)
+	}
+	countRecords := func() map[string]string {
+		out := map[string]string{}
+		f.st.View(ctx, func(tx store.Tx) error {
+			kvs, err := tx.List(tableCounts, "", "", 0)
+			for _, kv := range kvs {
+				out[kv.Key] = string(kv.Value)
+			}
+			return err
+		})
+		return out
+	}
+	if _, err := f.svc.PurgeDue(ctx, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for account, want := range map[string]int{acct: 8, acct + "0": 2, "0" + acct: 3} {
+		if _, n, keys := storedCount(t, f.st, account); n != want || keys != want {
+			t.Errorf("after the repair, %s: count %d, %d stored; want %d", account, n, keys, want)
+		}
+	}
+	if shards, _, _ := storedCount(t, f.st, "0"+acct); shards != 0 {
+		t.Errorf("an account without a count got %d count records", shards)
+	}
+	checkList(t, f, nil, 1, 100)
+	// The rebuilt count keeps counting, in the new secret's shard (not 0,
+	// so that a needless rebuild, which puts everything in shard 0, shows).
+	name := "new"
+	for i := 0; countShard(name) == 0; i++ {
+		name = fmt.Sprintf("new%d", i)
+	}
+	f.create(t, name, "x")
+	if _, n, keys := storedCount(t, f.st, acct); n != 9 || keys != 9 {
+		t.Errorf("after a create: count %d, %d stored", n, keys)
+	}
+	// Nothing drifted now: a second walk writes nothing.
+	before := countRecords()
+	if _, err := f.svc.PurgeDue(ctx, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if after := countRecords(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("a walk without drift rewrote the counts:\n%v\n%v", before, after)
+	}
+}

@@ -877,11 +877,18 @@ const purgeBatch = 100
 // secrets on a loaded machine, for API calls to time out. They are then
 // deleted in write transactions of purgeBatch, each re-checked there: a
 // secret restored since the walk stays.
+//
+// The same walk checks each account's stored count (count.go) against the
+// secrets it saw, in the same snapshot; a count that disagrees (written
+// beside a build that did not keep it) is rebuilt.
 func (s *Service) PurgeDue(ctx context.Context, now time.Time) (int, error) {
-	var due []string
+	var due, drifted []string
 	err := s.st.View(ctx, func(tx store.Tx) error {
-		due = nil
-		return walkSecrets(tx, "", func(kv store.KV) error {
+		due, drifted = nil, nil
+		seen := map[string]int{}
+		err := walkSecrets(tx, "", func(kv store.KV) error {
+			account, _, _ := strings.Cut(kv.Key, "/")
+			seen[account]++
 			var f struct {
 				PlannedDeleteTime time.Time `json:"planned_delete"`
 			}
@@ -893,9 +900,21 @@ func (s *Service) PurgeDue(ctx context.Context, now time.Time) (int, error) {
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		if drifted, err = countsDrifted(tx, seen); err != nil {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, err
+	}
+	for _, account := range drifted {
+		if err := s.st.Update(ctx, func(tx store.Tx) error { return rebuildCount(tx, account) }); err != nil {
+			return 0, err
+		}
 	}
 	total := 0
 	for lo := 0; lo < len(due); lo += purgeBatch {
