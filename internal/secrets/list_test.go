@@ -1,6 +1,8 @@
 package secrets
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
@@ -331,5 +333,69 @@ func TestPurgeDueAcrossChunksAndBatches(t *testing.T) {
 	checkList(t, f, nil, 1, 100)
 	if got, _ := f.svc.PurgeDue(ctx, now); got != 0 {
 		t.Errorf("second purge = %d, want 0", got)
+	}
+}
+
+// The walks skip decoding records without the byte patterns of a set
+// deletion time or enabled rotation. That is only sound while
+// encoding/json writes exactly those bytes for a set field, omits the field
+// when zero, and no field holds raw JSON (where the pattern could appear
+// unescaped): this pins all three.
+func TestWalkPatternsMatchEncoding(t *testing.T) {
+	sec := &Secret{Name: "n", Type: TypeRds, PlannedDeleteTime: time.Now(), Rotation: RotationPolicy{Enabled: true, Interval: time.Hour}}
+	b, _ := json.Marshal(sec)
+	if !bytes.Contains(b, plannedDeleteField) || !bytes.Contains(b, rotationOnField) {
+		t.Fatalf("set fields encode without the patterns: %s", b)
+	}
+	// Text that looks like the patterns, in every string a caller sets.
+	text := `"planned_delete":"2020-01-01T00:00:00Z","enabled":true`
+	zero := &Secret{Name: "n", Type: TypeRds, Description: text, ExtendedConfig: text, Policy: text, Tags: []Tag{{text, text}}}
+	b, _ = json.Marshal(zero)
+	if bytes.Contains(b, plannedDeleteField) || bytes.Contains(b, rotationOnField) {
+		t.Fatalf("zero fields or escaped text match the patterns: %s", b)
+	}
+	raw := reflect.TypeFor[json.RawMessage]()
+	var check func(reflect.Type)
+	check = func(typ reflect.Type) {
+		for i := range typ.NumField() {
+			ft := typ.Field(i).Type
+			if ft == raw || ft.Kind() == reflect.Interface {
+				t.Errorf("field %s.%s may hold raw JSON", typ.Name(), typ.Field(i).Name)
+			}
+			if ft.Kind() == reflect.Struct && ft.PkgPath() == typ.PkgPath() {
+				check(ft)
+			}
+		}
+	}
+	check(reflect.TypeFor[Secret]())
+
+	// End to end: a due deletion and a due rotation are found, and look-alike
+	// text does not confuse either walk.
+	f := newFixture(t)
+	now := f.clock.Now()
+	err := f.st.Update(ctx, func(tx store.Tx) error {
+		for _, s := range []*Secret{
+			{Name: "lookalike", Type: TypeRds, Description: text, Rotation: RotationPolicy{Interval: time.Hour}},
+			{Name: "due-delete", Type: TypeGeneric, PlannedDeleteTime: now},
+			{Name: "due-rotation", Type: TypeRds, Rotation: RotationPolicy{Enabled: true, Interval: time.Hour, NextRotation: now}},
+		} {
+			if err := putSecret(tx, acct, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	due, err := f.svc.DueForRotation(ctx, now)
+	if err != nil || len(due) != 1 || due[0].Secret.Name != "due-rotation" || due[0].Account != acct {
+		t.Errorf("DueForRotation = %+v, %v; want due-rotation only", due, err)
+	}
+	if n, err := f.svc.PurgeDue(ctx, now); err != nil || n != 1 {
+		t.Errorf("PurgeDue = %d, %v; want 1", n, err)
+	}
+	if _, err := f.svc.DescribeSecret(ctx, acct, "lookalike"); err != nil {
+		t.Errorf("lookalike: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -889,6 +890,9 @@ func (s *Service) PurgeDue(ctx context.Context, now time.Time) (int, error) {
 		err := walkSecrets(tx, "", func(kv store.KV) error {
 			account, _, _ := strings.Cut(kv.Key, "/")
 			seen[account]++
+			if !bytes.Contains(kv.Value, plannedDeleteField) {
+				return nil // not scheduled for deletion: skip the decode
+			}
 			var f struct {
 				PlannedDeleteTime time.Time `json:"planned_delete"`
 			}
@@ -948,6 +952,16 @@ func (s *Service) PurgeDue(ctx context.Context, now time.Time) (int, error) {
 	}
 	return total, nil
 }
+
+// Byte patterns that encoding/json writes for a set field: a record
+// without one cannot have it set, so a walk over a million secrets skips
+// decoding those (a record with one is decoded and decides). They rely on
+// the fields being omitted when zero, and on no field of Secret holding
+// raw JSON, where the pattern could appear unescaped.
+var (
+	plannedDeleteField = []byte(`"planned_delete":`)
+	rotationOnField    = []byte(`"enabled":true`)
+)
 
 // walkSecrets calls fn on every stored secret whose key has the prefix, in
 // key order, listChunk records at a time so that memory stays bounded.

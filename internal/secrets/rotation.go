@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -117,6 +118,9 @@ func (s *Service) DueForRotation(ctx context.Context, now time.Time) ([]Due, err
 	err := s.st.View(ctx, func(tx store.Tx) error {
 		out = nil
 		return walkSecrets(tx, "", func(kv store.KV) error {
+			if !bytes.Contains(kv.Value, rotationOnField) {
+				return nil // automatic rotation off: skip the decode
+			}
 			var f struct {
 				Type              string         `json:"type"`
 				Rotation          RotationPolicy `json:"rotation"`
