@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/keyhold/keyhold/client"
 )
 
 // keyholdAPIVersion selects Keyhold's own actions on the endpoint.
@@ -17,38 +19,11 @@ const keyholdAPIVersion = "2026-11-01"
 // maxCheckpointBytes bounds a checkpoint file (a few hundred bytes).
 const maxCheckpointBytes = 16 << 10
 
-// AuditEvent is one audit record as ListAuditEvents returns it.
-type AuditEvent struct {
-	Seq           uint64            `json:"Seq"`
-	Time          string            `json:"Time"`
-	Account       string            `json:"Account"`
-	PrincipalType string            `json:"PrincipalType,omitempty"`
-	PrincipalName string            `json:"PrincipalName,omitempty"`
-	PrincipalArn  string            `json:"PrincipalArn,omitempty"`
-	AccessKeyId   string            `json:"AccessKeyId,omitempty"`
-	SourceIp      string            `json:"SourceIp,omitempty"`
-	OnBehalfOf    string            `json:"OnBehalfOf,omitempty"`
-	ApiVersion    string            `json:"ApiVersion,omitempty"`
-	Action        string            `json:"Action,omitempty"`
-	Resource      string            `json:"Resource,omitempty"`
-	RequestId     string            `json:"RequestId"`
-	Stage         string            `json:"Stage"`
-	Result        string            `json:"Result"`
-	HttpStatus    int               `json:"HttpStatus"`
-	Params        map[string]string `json:"Params,omitempty"`
-	Mac           string            `json:"Mac,omitempty"`
-}
-
-// AuditReport is VerifyAuditTrail's response.
-type AuditReport struct {
-	RequestId     string `json:"RequestId"`
-	Valid         bool   `json:"Valid"`
-	RecordCount   uint64 `json:"RecordCount"`
-	HeadSeq       uint64 `json:"HeadSeq"`
-	FirstBadSeq   uint64 `json:"FirstBadSeq,omitempty"`
-	Problem       string `json:"Problem,omitempty"`
-	CheckpointSeq uint64 `json:"CheckpointSeq,omitempty"`
-}
+// The audit record and report types are the public client's.
+type (
+	AuditEvent  = client.AuditEvent
+	AuditReport = client.AuditReport
+)
 
 func newAuditCmd(a *app) *cobra.Command {
 	cmd := groupCmd("audit", "Read, export and verify the tamper-evident audit trail",
@@ -119,27 +94,9 @@ func newAuditListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			params["MaxResults"] = "100"
-			var events []AuditEvent
-			for {
-				var out struct {
-					Events    struct{ Event []AuditEvent }
-					NextToken string
-				}
-				if err := c.Call(cmd.Context(), keyholdAPIVersion, "ListAuditEvents", params, &out); err != nil {
-					return err
-				}
-				events = append(events, out.Events.Event...)
-				if out.NextToken == "" || limit > 0 && len(events) >= limit {
-					break
-				}
-				params["NextToken"] = out.NextToken
-			}
-			if limit > 0 && len(events) > limit {
-				events = events[:limit]
-			}
-			if events == nil {
-				events = []AuditEvent{}
+			events, err := c.ListAuditEvents(cmd.Context(), params, limit)
+			if err != nil {
+				return err
 			}
 			return a.emit(struct{ Events []AuditEvent }{events}, func(w *textOut) {
 				rows := make([][]string, 0, len(events))
@@ -222,24 +179,22 @@ from the end, which a walk alone cannot. Exits 1 when the trail is not intact.`,
   keyhold audit verify --checkpoint cp.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			params := map[string]string{}
+			cp := ""
 			if cpFile != "" {
 				b, err := a.readInput("--checkpoint", cpFile, maxCheckpointBytes)
 				if err != nil {
 					return err
 				}
-				cp, err := checkpointJSON(b)
-				if err != nil {
+				if cp, err = checkpointJSON(b); err != nil {
 					return err
 				}
-				params["Checkpoint"] = cp
 			}
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			var rep AuditReport
-			if err := c.Call(cmd.Context(), keyholdAPIVersion, "VerifyAuditTrail", params, &rep); err != nil {
+			rep, err := c.VerifyAuditTrail(cmd.Context(), cp)
+			if err != nil {
 				return err
 			}
 			if err := a.emit(rep, func(w *textOut) {

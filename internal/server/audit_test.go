@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,36 +29,11 @@ import (
 
 const keyholdVersion = "2026-11-01"
 
-// auditRecord is a record as ListAuditEvents returns it.
-type auditRecord struct {
-	Seq           uint64
-	Time          string
-	Account       string
-	PrincipalType string
-	PrincipalName string
-	PrincipalArn  string
-	AccessKeyId   string
-	SourceIp      string
-	OnBehalfOf    string
-	ApiVersion    string
-	Action        string
-	Resource      string
-	RequestId     string
-	Stage         string
-	Result        string
-	HttpStatus    int
-	Params        map[string]string
-	Mac           string
-}
-
-type verifyReport struct {
-	Valid         bool
-	RecordCount   uint64
-	HeadSeq       uint64
-	FirstBadSeq   uint64
-	Problem       string
-	CheckpointSeq uint64
-}
+// auditRecord and verifyReport are the public client's types.
+type (
+	auditRecord  = client.AuditEvent
+	verifyReport = client.AuditReport
+)
 
 func (ts *testServer) goClient(t *testing.T) *client.Client {
 	t.Helper()
@@ -73,30 +49,16 @@ func (ts *testServer) goClientWith(t *testing.T, id, secret string) *client.Clie
 	return c
 }
 
-// auditEvents lists the whole trail through ListAuditEvents, page by page.
+// auditEvents lists the whole trail through the client's ListAuditEvents.
 func auditEvents(t *testing.T, c *client.Client, filters map[string]string) []auditRecord {
 	t.Helper()
-	var all []auditRecord
-	params := map[string]string{"MaxResults": "7"} // small pages exercise paging
-	for k, v := range filters {
-		params[k] = v
+	f := map[string]string{"MaxResults": "7"} // small pages exercise paging
+	maps.Copy(f, filters)
+	ev, err := c.ListAuditEvents(context.Background(), f, 0)
+	if err != nil {
+		t.Fatalf("ListAuditEvents: %v", err)
 	}
-	for range 1000 {
-		var out struct {
-			Events    struct{ Event []auditRecord }
-			NextToken string
-		}
-		if err := c.Call(context.Background(), keyholdVersion, "ListAuditEvents", params, &out); err != nil {
-			t.Fatalf("ListAuditEvents: %v", err)
-		}
-		all = append(all, out.Events.Event...)
-		if out.NextToken == "" {
-			return all
-		}
-		params["NextToken"] = out.NextToken
-	}
-	t.Fatal("ListAuditEvents never ends")
-	return nil
+	return ev
 }
 
 func exportAudit(t *testing.T, c *client.Client) string {
@@ -127,15 +89,11 @@ func exportAudit(t *testing.T, c *client.Client) string {
 
 func verifyAudit(t *testing.T, c *client.Client, checkpoint string) verifyReport {
 	t.Helper()
-	var rep verifyReport
-	p := map[string]string{}
-	if checkpoint != "" {
-		p["Checkpoint"] = checkpoint
-	}
-	if err := c.Call(context.Background(), keyholdVersion, "VerifyAuditTrail", p, &rep); err != nil {
+	rep, err := c.VerifyAuditTrail(context.Background(), checkpoint)
+	if err != nil {
 		t.Fatalf("VerifyAuditTrail: %v", err)
 	}
-	return rep
+	return *rep
 }
 
 func checkpointAudit(t *testing.T, c *client.Client) string {

@@ -59,11 +59,7 @@ type deployment struct {
 	}
 }
 
-type auditRecord struct {
-	Action string
-	Result string
-	Params map[string]string
-}
+type auditRecord = client.AuditEvent
 
 // journalEntry is the part of the agent's journal entry
 // (DIR/commands/<hash>) the test reads; entries hold no credential.
@@ -98,24 +94,11 @@ func describe(ctx context.Context, c *client.Client) (deployment, error) {
 
 func auditEnds(t *testing.T, c *client.Client) []auditRecord {
 	t.Helper()
-	params := map[string]string{"EventAction": "keyhold:RotationFinished", "MaxResults": "50"}
-	var all []auditRecord
-	for range 100 {
-		var out struct {
-			Events    struct{ Event []auditRecord }
-			NextToken string
-		}
-		if err := c.Call(context.Background(), client.VersionKeyhold, "ListAuditEvents", params, &out); err != nil {
-			t.Fatalf("ListAuditEvents: %v", err)
-		}
-		all = append(all, out.Events.Event...)
-		if out.NextToken == "" {
-			return all
-		}
-		params["NextToken"] = out.NextToken
+	ev, err := c.ListAuditEvents(context.Background(), map[string]string{"EventAction": "keyhold:RotationFinished"}, 0)
+	if err != nil {
+		t.Fatalf("ListAuditEvents: %v", err)
 	}
-	t.Fatal("ListAuditEvents never ends")
-	return nil
+	return ev
 }
 
 func journal(t *testing.T, dir string) []journalEntry {

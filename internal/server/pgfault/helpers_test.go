@@ -192,50 +192,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// auditRecord is a record as ListAuditEvents returns it.
-type auditRecord struct {
-	Seq        uint64
-	Action     string
-	RequestId  string
-	Stage      string
-	Result     string
-	HttpStatus int
-	Params     map[string]string
-}
+type auditRecord = client.AuditEvent
 
 // auditEvents lists the whole trail.
 func auditEvents(t *testing.T, c *client.Client) []auditRecord {
 	t.Helper()
-	var all []auditRecord
-	params := map[string]string{"MaxResults": "100"}
-	for range 1000 {
-		var out struct {
-			Events    struct{ Event []auditRecord }
-			NextToken string
-		}
-		if err := c.Call(context.Background(), client.VersionKeyhold, "ListAuditEvents", params, &out); err != nil {
-			t.Fatalf("ListAuditEvents: %v", err)
-		}
-		all = append(all, out.Events.Event...)
-		if out.NextToken == "" {
-			return all
-		}
-		params["NextToken"] = out.NextToken
+	ev, err := c.ListAuditEvents(context.Background(), nil, 0)
+	if err != nil {
+		t.Fatalf("ListAuditEvents: %v", err)
 	}
-	t.Fatal("ListAuditEvents never ends")
-	return nil
+	return ev
 }
 
 // verifyAudit checks the account's hash chain end to end.
 func verifyAudit(t *testing.T, c *client.Client) {
 	t.Helper()
-	var rep struct {
-		Valid       bool
-		RecordCount uint64
-		FirstBadSeq uint64
-		Problem     string
-	}
-	if err := c.Call(context.Background(), client.VersionKeyhold, "VerifyAuditTrail", nil, &rep); err != nil {
+	rep, err := c.VerifyAuditTrail(context.Background(), "")
+	if err != nil {
 		t.Fatalf("VerifyAuditTrail: %v", err)
 	}
 	if !rep.Valid || rep.RecordCount == 0 {
