@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
@@ -24,6 +23,7 @@ import (
 	"github.com/alibabacloud-go/tea/tea"
 
 	"github.com/keyhold/keyhold/internal/server"
+	"github.com/keyhold/keyhold/internal/testutil/logbuf"
 )
 
 // testServer is a server started on free loopback ports in a temp data dir.
@@ -35,22 +35,8 @@ type testServer struct {
 	logs      *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a component's log for the test to read.
+type syncBuffer = logbuf.Buffer
 
 func startServer(t *testing.T, mutate ...func(*server.Config)) *testServer {
 	t.Helper()

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/keyhold/keyhold/client"
 	"github.com/keyhold/keyhold/internal/server"
+	"github.com/keyhold/keyhold/internal/testutil/logbuf"
 )
 
 // replica is one Keyhold server on PostgreSQL, with the root access key
@@ -29,22 +29,8 @@ type replica struct {
 	logs             *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a component's log for the test to read.
+type syncBuffer = logbuf.Buffer
 
 // startReplica starts the first (only) replica of a fresh deployment on
 // the postgres URL dsn. The lease is short so that stepping down and
