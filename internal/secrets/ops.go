@@ -547,11 +547,11 @@ func (s *Service) listPage(ctx context.Context, account string, pageNumber, page
 			return internal(err, "listing secrets")
 		}
 		for _, kv := range kvs {
-			var sec Secret
-			if err := json.Unmarshal(kv.Value, &sec); err != nil {
-				return internal(err, "decoding a secret")
+			sec, err := decodeSecret(kv.Value)
+			if err != nil {
+				return err
 			}
-			out = append(out, &sec)
+			out = append(out, sec)
 		}
 		return nil
 	})
@@ -605,11 +605,11 @@ func (s *Service) listFiltered(ctx context.Context, account string, filters []Fi
 			i := hits // this hit's index among all hits
 			hits++
 			if i >= start && i-start < pageSize {
-				var sec Secret
-				if err := json.Unmarshal(kv.Value, &sec); err != nil {
-					return internal(err, "decoding a secret")
+				sec, err := decodeSecret(kv.Value)
+				if err != nil {
+					return err
 				}
-				out = append(out, &sec)
+				out = append(out, sec)
 			}
 			return nil
 		})
@@ -630,11 +630,11 @@ func (s *Service) AllSecrets(ctx context.Context, account string) ([]*Secret, er
 			return internal(err, "listing secrets")
 		}
 		for _, kv := range kvs {
-			var sec Secret
-			if err := json.Unmarshal(kv.Value, &sec); err != nil {
-				return internal(err, "decoding a secret")
+			sec, err := decodeSecret(kv.Value)
+			if err != nil {
+				return err
 			}
-			out = append(out, &sec)
+			out = append(out, sec)
 		}
 		return nil
 	})

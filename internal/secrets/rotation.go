@@ -133,12 +133,12 @@ func (s *Service) DueForRotation(ctx context.Context, now time.Time) ([]Due, err
 			if f.Type == TypeGeneric || !r.Enabled || !f.PlannedDeleteTime.IsZero() || r.NextRotation.After(now) {
 				return nil
 			}
-			var sec Secret
-			if err := json.Unmarshal(kv.Value, &sec); err != nil {
-				return internal(err, "decoding a secret")
+			sec, err := decodeSecret(kv.Value)
+			if err != nil {
+				return err
 			}
 			account, _, _ := strings.Cut(kv.Key, "/")
-			out = append(out, Due{Account: account, Secret: &sec})
+			out = append(out, Due{Account: account, Secret: sec})
 			return nil
 		})
 	})

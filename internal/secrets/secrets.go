@@ -367,6 +367,11 @@ func getSecret(tx store.Tx, account, name string) (*Secret, error) {
 	if err != nil {
 		return nil, internal(err, "reading a secret")
 	}
+	return decodeSecret(b)
+}
+
+// decodeSecret decodes a stored secret record.
+func decodeSecret(b []byte) (*Secret, error) {
 	var sec Secret
 	if err := json.Unmarshal(b, &sec); err != nil {
 		return nil, internal(err, "decoding a secret")
