@@ -14,6 +14,7 @@ import (
 func newAgentCmd() *cobra.Command {
 	var cfg agent.Config
 	var allow, logLevel, logFormat string
+	var servers []string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the host agent (as root): enroll once, then carry out credential rotations",
@@ -27,8 +28,17 @@ The agent only connects outbound (a signed long-poll); the host opens no
 port. It changes only accounts in its allow-list: ordinary users (UID >=
 1000), plus root or system users named in --allow-users. It verifies every
 change by logging in to the local sshd (--sshd-addr) when sshd offers that
-method to that user, and otherwise checks locally.`,
+method to that user, and otherwise checks locally.
+
+With several replicas, give each one's URL (repeat --server, or separate
+URLs with commas). The agent enrolls with the first that answers and
+moves to the next when one cannot be reached, fails the TLS or CA pin
+check, or answers 502/503/504. All replicas must serve certificates from
+the deployment CA pinned by the token. A later run with another --server
+list replaces the stored one; it is refused when a URL answers but none
+presents a certificate from the pinned CA (another deployment's server).`,
 		Example: `  keyhold agent --server https://keyhold.example:8443 --token kh1.… --data-dir /var/lib/keyhold-agent
+  keyhold agent --server https://kh1.example:8443,https://kh2.example:8443 --token kh1.… --data-dir /var/lib/keyhold-agent
   keyhold agent --data-dir /var/lib/keyhold-agent --allow-users root --advertise-addr 10.0.0.5:22`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -37,6 +47,7 @@ method to that user, and otherwise checks locally.`,
 				return err
 			}
 			cfg.Logger = log
+			cfg.Servers = servers
 			for _, u := range strings.Split(allow, ",") {
 				if u = strings.TrimSpace(u); u != "" {
 					cfg.AllowUsers = append(cfg.AllowUsers, u)
@@ -53,7 +64,7 @@ method to that user, and otherwise checks locally.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Server, "server", "", "Keyhold server URL (https://; http:// only to loopback)")
+	f.StringArrayVar(&servers, "server", nil, "Keyhold server URL (https://; http:// only to loopback); repeat it or separate URLs with commas for several replicas")
 	f.StringVar(&cfg.Token, "token", "", "enrollment token (first run only; from `keyhold host token create`)")
 	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/keyhold-agent", "directory for the agent's key, identity and journal")
 	f.StringVar(&cfg.SSHDAddr, "sshd-addr", "127.0.0.1:22", "the local sshd, used to verify logins")

@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,11 @@ var Version = "dev"
 
 // Config is what `keyhold agent` takes from its flags.
 type Config struct {
-	Server        string // https://… (http:// only to loopback)
+	// Server is the server's URL, or several replicas' URLs separated by
+	// commas; Servers adds more (the repeatable --server flag). Each is
+	// https://… (http:// only to loopback).
+	Server        string
+	Servers       []string
 	Token         string // needed on the first run only
 	DataDir       string
 	SSHDAddr      string // default 127.0.0.1:22
@@ -70,12 +75,47 @@ const (
 )
 
 // identity is what the agent keeps in its data directory after enrolling.
+// Server is the first replica's URL, kept for data directories written
+// before Servers (the full replica list) existed.
 type identity struct {
-	HostID  string `json:"host_id"`
-	Account string `json:"account"`
-	Server  string `json:"server"`
-	CAPin   string `json:"ca_pin"`
-	CAPEM   string `json:"ca_pem,omitempty"`
+	HostID  string   `json:"host_id"`
+	Account string   `json:"account"`
+	Server  string   `json:"server"`
+	Servers []string `json:"servers,omitempty"`
+	CAPin   string   `json:"ca_pin"`
+	CAPEM   string   `json:"ca_pem,omitempty"`
+}
+
+func (id *identity) servers() []string {
+	if len(id.Servers) > 0 {
+		return id.Servers
+	}
+	return []string{id.Server}
+}
+
+// serverList is the replica list given in the config (nil: none given).
+func (c *Config) serverList() ([]*url.URL, error) {
+	var raw []string
+	if c.Server != "" {
+		raw = append(raw, c.Server)
+	}
+	return parseServers(append(raw, c.Servers...))
+}
+
+func sameServers(a []*url.URL, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	in := map[string]bool{}
+	for _, s := range b {
+		in[s] = true
+	}
+	for _, u := range a {
+		if !in[u.String()] {
+			return false
+		}
+	}
+	return true
 }
 
 const (
@@ -106,6 +146,10 @@ var ErrRevoked = errors.New("this host was removed from Keyhold: its identity is
 func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("--data-dir is required")
+	}
+	// A bad --server is refused before anything is written.
+	if _, err := cfg.serverList(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -153,10 +197,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 		a.freshInventory = true
 	} else {
-		if cfg.Server != "" && strings.TrimSuffix(cfg.Server, "/") != a.id.Server {
-			return nil, fmt.Errorf("this data directory belongs to server %s, not %s", a.id.Server, cfg.Server)
-		}
-		base, err := checkServerURL(a.id.Server)
+		given, err := cfg.serverList()
 		if err != nil {
 			return nil, err
 		}
@@ -166,9 +207,59 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 				return nil, fmt.Errorf("stored CA: %w", err)
 			}
 		}
-		a.api = &apiClient{base: base, http: newHTTPClient(base, a.id.CAPin, ca), hostID: a.id.HostID, key: key, now: time.Now}
+		bases, err := a.chooseServers(ctx, given, ca)
+		if err != nil {
+			return nil, err
+		}
+		a.api = newAPIClient(bases, a.id.CAPin, ca, a.log)
+		a.api.hostID, a.api.key = a.id.HostID, key
 	}
 	return a, nil
+}
+
+// chooseServers decides which replicas a restarted agent talks to. A given
+// --server list replaces the stored one (replicas were added, moved or
+// removed): every connection is checked against the CA pinned at
+// enrollment, which only this deployment's replicas satisfy, so the new
+// list cannot lead the agent to another deployment. It is refused when it
+// names only other deployments (none of its URLs presents a certificate
+// under the pinned CA though at least one answered): that is a data
+// directory started against the wrong server. When none answers the check
+// cannot be made: the agent runs with the given list, each request still
+// pin-checked, and stores it once a later start verifies it.
+func (a *Agent) chooseServers(ctx context.Context, given []*url.URL, ca *x509.Certificate) ([]*url.URL, error) {
+	stored, err := parseServers(a.id.servers())
+	if err != nil {
+		return nil, fmt.Errorf("stored identity: %w", err)
+	}
+	if len(given) == 0 || sameServers(given, a.id.servers()) {
+		if len(given) > 0 {
+			return given, nil // the order given is the order tried
+		}
+		return stored, nil
+	}
+	verified, answered := probe(ctx, given, a.id.CAPin, ca)
+	switch {
+	case verified:
+		a.id.Servers = urlStrings(given)
+		a.id.Server = a.id.Servers[0]
+		if err := a.saveIdentity(); err != nil {
+			return nil, err
+		}
+		a.log.Info("server list updated", "servers", strings.Join(a.id.Servers, ","), "was", strings.Join(urlStrings(stored), ","))
+	case answered:
+		return nil, fmt.Errorf("this data directory belongs to the deployment of server %s, and none of %s presents a certificate from its CA",
+			strings.Join(urlStrings(stored), ","), strings.Join(urlStrings(given), ","))
+	default:
+		a.log.Warn("no server in --server could be checked against the pinned CA now; using it without storing it",
+			"servers", strings.Join(urlStrings(given), ","))
+	}
+	return given, nil
+}
+
+func (a *Agent) saveIdentity() error {
+	b, _ := json.MarshalIndent(a.id, "", "  ")
+	return writeFileAtomic(filepath.Join(a.cfg.DataDir, identityFile), b, 0o600, -1, -1)
 }
 
 // HostID is the host id the server gave this agent.
@@ -222,22 +313,25 @@ func (a *Agent) enroll(ctx context.Context, key ed25519.PrivateKey) error {
 	if a.cfg.Token == "" {
 		return errors.New("this host is not enrolled yet: pass --token (from `keyhold host token create`)")
 	}
-	if a.cfg.Server == "" {
+	bases, err := a.cfg.serverList()
+	if err != nil {
+		return err
+	}
+	if len(bases) == 0 {
 		return errors.New("--server is required to enroll")
 	}
 	pin, err := wire.ParseToken(a.cfg.Token)
 	if err != nil {
 		return errors.New("--token is not a Keyhold enrollment token")
 	}
-	base, err := checkServerURL(a.cfg.Server)
-	if err != nil {
-		return err
-	}
 	inv, err := a.sys.Inventory(ctx)
 	if err != nil {
 		return fmt.Errorf("inventory: %w", err)
 	}
-	c := &apiClient{base: base, http: newHTTPClient(base, pin, nil), key: key, now: time.Now}
+	// The first replica that answers enrolls the host; all share one
+	// database, so the others know it too.
+	c := newAPIClient(bases, pin, nil, a.log)
+	c.key = key
 	req := wire.EnrollRequest{
 		Token:     a.cfg.Token,
 		PublicKey: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)),
@@ -249,18 +343,19 @@ func (a *Agent) enroll(ctx context.Context, key ed25519.PrivateKey) error {
 	if err != nil {
 		return fmt.Errorf("enroll: %w", err)
 	}
-	id := identity{HostID: resp.HostID, Account: resp.Account, Server: base.String(), CAPin: pin}
+	servers := urlStrings(bases)
+	id := identity{HostID: resp.HostID, Account: resp.Account, Server: servers[0], Servers: servers, CAPin: pin}
 	if ca := caFromChain(hr.TLS, pin); ca != nil {
 		id.CAPEM = string(encodeCA(ca))
 	}
-	b, _ := json.MarshalIndent(id, "", "  ")
-	if err := writeFileAtomic(filepath.Join(a.cfg.DataDir, identityFile), b, 0o600, -1, -1); err != nil {
+	a.id = id
+	if err := a.saveIdentity(); err != nil {
 		return err
 	}
-	a.id = id
 	c.hostID = id.HostID
 	a.api = c
-	a.log.Info("enrolled", "host_id", id.HostID, "server", id.Server)
+	_, cur := c.current()
+	a.log.Info("enrolled", "host_id", id.HostID, "server", cur)
 	return nil
 }
 
@@ -300,7 +395,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		backoff = nextBackoff(backoff)
 		a.log.Warn("server unreachable; retrying", "err", err, "in", backoff.Round(time.Millisecond))
-		a.api.http.CloseIdleConnections()
+		a.api.closeIdle()
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
@@ -337,14 +432,20 @@ func (a *Agent) pollOnce(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, a.cfg.PollTimeout+30*time.Second)
 	defer cancel()
 	var resp wire.PollResponse
+	idx, _ := a.api.current()
 	if _, err := a.api.do(pctx, wire.PathPoll, wire.PollRequest{WaitSeconds: int(a.cfg.PollTimeout / time.Second)}, &resp, true); err != nil {
+		if pctx.Err() != nil && ctx.Err() == nil {
+			// The replica held the poll past its own limit: it hangs (no
+			// connection error will come); the next poll tries another.
+			a.api.switchFrom(idx, err)
+		}
 		return err
 	}
 	for i := range resp.Commands {
 		res, send := a.handle(ctx, resp.Commands[i])
 		clearCommand(&resp.Commands[i])
 		if !send {
-			a.api.http.CloseIdleConnections()
+			a.api.closeIdle()
 			return errors.New("test hook: report dropped")
 		}
 		a.fault("before-report", res.op)
