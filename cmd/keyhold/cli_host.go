@@ -49,6 +49,7 @@ deployment CA: the agent trusts that CA and nothing else.`,
 				w.line("")
 				w.line("Run on the host, as root (the token is needed on the first run only):")
 				w.line(fmt.Sprintf("  keyhold agent --server %s --token %s --data-dir /var/lib/keyhold-agent", c.Endpoint(), tok.Token))
+				w.line("With several replicas, list each one (--server URL1,URL2,…): the agent moves to the next when one fails.")
 			})
 		},
 	}
