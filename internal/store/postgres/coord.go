@@ -23,11 +23,11 @@ func (s *Store) PutNonce(ctx context.Context, key string, expires time.Time) (bo
 	if err := s.usable(ctx); err != nil {
 		return false, err
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO kh_nonces AS n (key, expires) VALUES ($1, $2)
+	tag, err := s.exec(ctx, s.pool, `INSERT INTO kh_nonces AS n (key, expires) VALUES ($1, $2)
 		ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires
 		WHERE n.expires <= clock_timestamp()`, []byte(key), expires)
 	if err != nil {
-		return false, wrap(err)
+		return false, err
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -61,7 +61,9 @@ func (s *Store) purgeNonces(every time.Duration) {
 // AcquireLease is one upsert judged by the database clock: take the row
 // when it is free, expired, released or ours; keep the token only when we
 // renew our own live lease, otherwise increment it. The row is never
-// deleted, so the token never goes back.
+// deleted, so the token never goes back. The round trip is bounded by ttl
+// too (when shorter than the operation bound): an answer later than that
+// could only renew a lease the holder must already consider lapsed.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, error) {
 	if holder == "" || name == "" {
 		return store.Lease{}, errors.New("postgres: lease name and holder must not be empty")
@@ -71,7 +73,14 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 	}
 	var token int64
 	var exp time.Time
-	err := s.pool.QueryRow(ctx, `INSERT INTO kh_leases AS l (name, holder, token, expires)
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	if ttl > 0 && ttl < s.opTimeout {
+		var cancelTTL context.CancelFunc
+		c, cancelTTL = context.WithTimeoutCause(c, ttl, errNoAnswer)
+		defer cancelTTL()
+	}
+	err := s.pool.QueryRow(c, `INSERT INTO kh_leases AS l (name, holder, token, expires)
 		VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 microsecond')
 		ON CONFLICT (name) DO UPDATE SET
 			token = CASE WHEN l.holder = $2 AND l.expires > clock_timestamp() THEN l.token ELSE l.token + 1 END,
@@ -83,7 +92,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		return store.Lease{}, store.ErrLeaseHeld
 	}
 	if err != nil {
-		return store.Lease{}, wrap(err)
+		return store.Lease{}, s.opErr(c, err)
 	}
 	return store.Lease{Name: name, Holder: holder, Token: uint64(token), Expires: exp}, nil
 }
@@ -94,9 +103,9 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string, token uin
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE kh_leases SET holder = '', expires = NULL
+	_, err := s.exec(ctx, s.pool, `UPDATE kh_leases SET holder = '', expires = NULL
 		WHERE name = $1 AND holder = $2 AND token = $3 AND expires > clock_timestamp()`, name, holder, int64(token))
-	return wrap(err)
+	return err
 }
 
 // GetLease returns the lease as stored (a released lease keeps its token).
@@ -107,12 +116,14 @@ func (s *Store) GetLease(ctx context.Context, name string) (store.Lease, error) 
 	var l store.Lease
 	var token int64
 	var exp *time.Time
-	err := s.pool.QueryRow(ctx, "SELECT holder, token, expires FROM kh_leases WHERE name = $1", name).Scan(&l.Holder, &token, &exp)
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	err := s.pool.QueryRow(c, "SELECT holder, token, expires FROM kh_leases WHERE name = $1", name).Scan(&l.Holder, &token, &exp)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Lease{}, store.ErrNotFound
 	}
 	if err != nil {
-		return store.Lease{}, wrap(err)
+		return store.Lease{}, s.opErr(c, err)
 	}
 	l.Name, l.Token = name, uint64(token)
 	if exp != nil {
@@ -183,7 +194,7 @@ func (s *Store) listen(cfg *pgx.ConnConfig) {
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, cfg)
 		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize())
+			_, err = s.exec(ctx, conn, "LISTEN "+pgx.Identifier{s.channel}.Sanitize())
 			if err == nil {
 				backoff = 100 * time.Millisecond
 				first.Do(func() { close(s.listening) })
@@ -211,12 +222,31 @@ func (s *Store) listen(cfg *pgx.ConnConfig) {
 	}
 }
 
+// receive delivers notifications until the connection fails. A database
+// that stops answering without closing the connection (a frozen host, a
+// network black hole) would leave it waiting for good while notifications
+// are lost, so after opTimeout without one it pings, itself bounded; a
+// wait that times out keeps the connection (pgx closes it only on other
+// errors), a ping that does not answer ends it and the listener reconnects.
 func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
+		c, cancel := s.opCtx(ctx)
+		n, err := conn.WaitForNotification(c)
+		cancel()
+		if n != nil {
+			s.deliver(n.Payload, false)
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil || !errors.Is(context.Cause(c), errNoAnswer) || conn.IsClosed() {
 			return err
 		}
-		s.deliver(n.Payload, false)
+		pc, cancel := s.opCtx(ctx)
+		err = conn.Ping(pc)
+		cancel()
+		if err != nil {
+			return s.opErr(pc, err)
+		}
 	}
 }

@@ -48,6 +48,8 @@ type Store struct {
 	schema  string
 	channel string // LISTEN/NOTIFY channel of this deployment
 	log     *slog.Logger
+	// opTimeout bounds each round trip to the database (opCtx).
+	opTimeout time.Duration
 
 	subMu sync.Mutex
 	subs  map[string]map[*subscriber]struct{}
@@ -64,10 +66,17 @@ type Option func(*options)
 type options struct {
 	log           *slog.Logger
 	purgeInterval time.Duration
+	opTimeout     time.Duration
 }
 
 // WithLogger sets where connection trouble of the listener is reported.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithOpTimeout sets the bound of each round trip to the database
+// (default DefaultOpTimeout); the storage URL's keyhold_op_timeout wins.
+func WithOpTimeout(d time.Duration) Option {
+	return func(o *options) { o.opTimeout = d }
+}
 
 // WithNoncePurge sets how often expired nonces are deleted (default 10s).
 func WithNoncePurge(every time.Duration) Option {
@@ -77,11 +86,22 @@ func WithNoncePurge(every time.Duration) Option {
 // Open connects to the database at dsn (a postgres:// URL or key=value
 // string), upgrades the schema under an advisory lock and starts the
 // notification listener. Unless the DSN sets pool_max_conns the pool holds
-// up to 20 connections.
+// up to 20 connections. A postgres:// URL may set keyhold_op_timeout (see
+// OpTimeoutParam); a bad value is refused here, before any connection.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	o := options{log: slog.Default(), purgeInterval: 10 * time.Second}
+	o := options{log: slog.Default(), purgeInterval: 10 * time.Second, opTimeout: DefaultOpTimeout}
 	for _, f := range opts {
 		f(&o)
+	}
+	dsn, d, err := splitOpTimeout(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if d > 0 {
+		o.opTimeout = d
+	}
+	if o.opTimeout <= 0 {
+		return nil, errors.New("postgres: the operation timeout must be positive")
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -91,6 +111,13 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = 20
 	}
+	if cfg.ConnConfig.ConnectTimeout <= 0 {
+		// A dial or handshake the database never answers is one more round
+		// trip; pgxpool goes on connecting after Acquire gave up, for two
+		// minutes unless bounded (the listener's connections too: it copies
+		// this config).
+		cfg.ConnConfig.ConnectTimeout = o.opTimeout
+	}
 	new(connWatch).install(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -99,13 +126,20 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s := &Store{
 		pool:      pool,
 		log:       o.log,
+		opTimeout: o.opTimeout,
 		subs:      make(map[string]map[*subscriber]struct{}),
 		done:      make(chan struct{}),
 		listening: make(chan struct{}),
 	}
-	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&s.schema); err != nil {
+	// The first contact is bounded like any round trip; the migrations
+	// after it are not (DDL on a large table, or waiting for another
+	// replica's, may take long), and a start that hangs there is seen.
+	c, cancel := s.opCtx(ctx)
+	err = pool.QueryRow(c, "SELECT current_schema()").Scan(&s.schema)
+	cancel()
+	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: connect: %w", err)
+		return nil, fmt.Errorf("postgres: connect: %w", s.opErr(c, err))
 	}
 	if s.schema == "" {
 		pool.Close()
@@ -172,16 +206,35 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	c, cancel := s.opCtx(ctx)
+	ptx, err := s.pool.BeginTx(c, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	cancel()
 	if err != nil {
-		return wrap(err)
+		return s.opErr(c, err)
 	}
-	defer ptx.Rollback(context.WithoutCancel(ctx))
-	t := &tx{ctx: ctx, ptx: ptx, readOnly: true}
+	defer s.rollback(ctx, ptx)
+	t := &tx{s: s, ctx: ctx, ptx: ptx, readOnly: true}
 	if err := fn(t); err != nil {
 		return err
 	}
-	return wrap(ptx.Commit(ctx))
+	return s.commit(ctx, ptx)
+}
+
+// commit is COMMIT as one bounded round trip.
+func (s *Store) commit(ctx context.Context, ptx pgx.Tx) error {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	return s.opErr(c, ptx.Commit(c))
+}
+
+// exec is one bounded statement on conn.
+func (s *Store) exec(ctx context.Context, conn interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, sql string, args ...any) (pgconn.CommandTag, error) {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	tag, err := conn.Exec(c, sql, args...)
+	return tag, s.opErr(c, err)
 }
 
 // Update runs fn in a SERIALIZABLE transaction and commits (durable with
@@ -206,29 +259,36 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 func (s *Store) updateOnce(ctx context.Context, fn func(store.Tx) error, serialize bool) error {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.acquire(ctx)
 	if err != nil {
-		return wrap(err)
+		return err
 	}
 	defer conn.Release()
 	if serialize {
 		// Session lock taken before BEGIN: the snapshot is then taken after
 		// the wait, so the queue's members do not conflict with each other.
-		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", lockClass, s.lockKey("write-queue")); err != nil {
-			return wrap(err)
+		// The wait is bounded like any round trip: a queue that does not
+		// move for that long is a database in trouble. A failed wait
+		// closed the connection (pgx does on a deadline), lock and all.
+		if _, err := s.exec(ctx, conn, "SELECT pg_advisory_lock($1, $2)", lockClass, s.lockKey("write-queue")); err != nil {
+			return err
 		}
 		defer func() {
-			if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, $2)", lockClass, s.lockKey("write-queue")); err != nil {
-				conn.Conn().Close(context.Background()) // dropping the session drops the lock
+			c, cancel := s.cleanupCtx(ctx)
+			defer cancel()
+			if _, err := conn.Exec(c, "SELECT pg_advisory_unlock($1, $2)", lockClass, s.lockKey("write-queue")); err != nil {
+				conn.Conn().Close(c) // dropping the session drops the lock
 			}
 		}()
 	}
-	ptx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	c, cancel := s.opCtx(ctx)
+	ptx, err := conn.BeginTx(c, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	cancel()
 	if err != nil {
-		return wrap(err)
+		return s.opErr(c, err)
 	}
-	defer ptx.Rollback(context.WithoutCancel(ctx))
-	t := &tx{ctx: ctx, ptx: ptx}
+	defer s.rollback(ctx, ptx)
+	t := &tx{s: s, ctx: ctx, ptx: ptx}
 	if err := fn(t); err != nil {
 		if t.retry != nil && !errors.Is(err, t.retry) {
 			// fn swallowed or replaced the database's serialization error.
@@ -240,11 +300,20 @@ func (s *Store) updateOnce(ctx context.Context, fn func(store.Tx) error, seriali
 		return t.retry // the transaction is aborted; try again
 	}
 	for _, topic := range t.topics {
-		if _, err := ptx.Exec(ctx, "SELECT pg_notify($1, $2)", s.channel, topic); err != nil {
-			return wrap(err)
+		if _, err := s.exec(ctx, ptx, "SELECT pg_notify($1, $2)", s.channel, topic); err != nil {
+			return err
 		}
 	}
-	return wrap(ptx.Commit(ctx))
+	return s.commit(ctx, ptx)
+}
+
+// acquire takes a pooled connection within the bound (a pool that waits
+// for a free connection, a ping or a dial counts as one round trip).
+func (s *Store) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	conn, err := s.pool.Acquire(c)
+	return conn, s.opErr(c, err)
 }
 
 func (s *Store) usable(ctx context.Context) error {
@@ -300,21 +369,25 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.acquire(ctx)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	key := s.lockKey("lock:" + name)
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", lockClass, key); err != nil {
+	// The wait is bounded like a round trip: the set-up locks are held for
+	// the few statements of a first start, not for minutes.
+	if _, err := s.exec(ctx, conn, "SELECT pg_advisory_lock($1, $2)", lockClass, key); err != nil {
 		// A canceled wait may leave the session in doubt: drop it.
-		conn.Conn().Close(context.Background())
+		c, cancel := s.cleanupCtx(ctx)
+		conn.Conn().Close(c)
+		cancel()
 		conn.Release()
-		return nil, wrap(err)
+		return nil, err
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c, cancel := s.cleanupCtx(context.Background())
 			defer cancel()
 			if _, err := conn.Exec(c, "SELECT pg_advisory_unlock($1, $2)", lockClass, key); err != nil {
 				conn.Conn().Close(c)

@@ -11,9 +11,11 @@ import (
 	"github.com/keyhold/keyhold/internal/store"
 )
 
-// tx implements store.Tx on one pgx transaction. Every call is a round trip;
-// records are bytea so keys keep their exact bytes.
+// tx implements store.Tx on one pgx transaction. Every call is a round trip,
+// bounded on its own (Store.opCtx) under the caller's ctx; records are
+// bytea so keys keep their exact bytes.
 type tx struct {
+	s        *Store
 	ctx      context.Context
 	ptx      pgx.Tx
 	readOnly bool
@@ -23,7 +25,11 @@ type tx struct {
 	retry error
 }
 
-func (t *tx) note(err error) error {
+// op is the context of one round trip.
+func (t *tx) op() (context.Context, context.CancelFunc) { return t.s.opCtx(t.ctx) }
+
+// note wraps the error of a round trip run under c.
+func (t *tx) note(c context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -31,19 +37,21 @@ func (t *tx) note(err error) error {
 		t.retry = wrap(err)
 		return t.retry
 	}
-	return wrap(err)
+	return t.s.opErr(c, err)
 }
 
 var errReadOnly = errors.New("postgres: write in a read-only transaction")
 
 func (t *tx) Get(table, key string) ([]byte, error) {
+	c, cancel := t.op()
+	defer cancel()
 	var v []byte
-	err := t.ptx.QueryRow(t.ctx, "SELECT value FROM kh_records WHERE tbl = $1 AND key = $2", []byte(table), []byte(key)).Scan(&v)
+	err := t.ptx.QueryRow(c, "SELECT value FROM kh_records WHERE tbl = $1 AND key = $2", []byte(table), []byte(key)).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
-		return nil, t.note(err)
+		return nil, t.note(c, err)
 	}
 	if v == nil {
 		v = []byte{}
@@ -55,25 +63,29 @@ func (t *tx) Put(table, key string, value []byte) error {
 	if t.readOnly {
 		return errReadOnly
 	}
+	c, cancel := t.op()
+	defer cancel()
 	if value == nil {
 		value = []byte{} // the column is NOT NULL; nil and empty are the same to callers
 	}
-	_, err := t.ptx.Exec(t.ctx, `INSERT INTO kh_records (tbl, key, value) VALUES ($1, $2, $3)
+	_, err := t.ptx.Exec(c, `INSERT INTO kh_records (tbl, key, value) VALUES ($1, $2, $3)
 		ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value`, []byte(table), []byte(key), value)
-	return t.note(err)
+	return t.note(c, err)
 }
 
 func (t *tx) Insert(table, key string, value []byte) error {
 	if t.readOnly {
 		return errReadOnly
 	}
+	c, cancel := t.op()
+	defer cancel()
 	if value == nil {
 		value = []byte{}
 	}
-	tag, err := t.ptx.Exec(t.ctx, `INSERT INTO kh_records (tbl, key, value) VALUES ($1, $2, $3)
+	tag, err := t.ptx.Exec(c, `INSERT INTO kh_records (tbl, key, value) VALUES ($1, $2, $3)
 		ON CONFLICT (tbl, key) DO NOTHING`, []byte(table), []byte(key), value)
 	if err != nil {
-		return t.note(err)
+		return t.note(c, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return store.ErrExists
@@ -85,8 +97,10 @@ func (t *tx) Delete(table, key string) error {
 	if t.readOnly {
 		return errReadOnly
 	}
-	_, err := t.ptx.Exec(t.ctx, "DELETE FROM kh_records WHERE tbl = $1 AND key = $2", []byte(table), []byte(key))
-	return t.note(err)
+	c, cancel := t.op()
+	defer cancel()
+	_, err := t.ptx.Exec(c, "DELETE FROM kh_records WHERE tbl = $1 AND key = $2", []byte(table), []byte(key))
+	return t.note(c, err)
 }
 
 // prefixEnd is the smallest key greater than every key with the prefix, or
@@ -130,23 +144,25 @@ func (t *tx) List(table, prefix, after string, limit int) ([]store.KV, error) {
 
 // query runs a SELECT of (key, value) rows.
 func (t *tx) query(q string, args ...any) ([]store.KV, error) {
-	rows, err := t.ptx.Query(t.ctx, q, args...)
+	c, cancel := t.op()
+	defer cancel()
+	rows, err := t.ptx.Query(c, q, args...)
 	if err != nil {
-		return nil, t.note(err)
+		return nil, t.note(c, err)
 	}
 	defer rows.Close()
 	var out []store.KV
 	for rows.Next() {
 		var k, v []byte
 		if err := rows.Scan(&k, &v); err != nil {
-			return nil, t.note(err)
+			return nil, t.note(c, err)
 		}
 		if v == nil {
 			v = []byte{}
 		}
 		out = append(out, store.KV{Key: string(k), Value: v})
 	}
-	return out, t.note(rows.Err())
+	return out, t.note(c, rows.Err())
 }
 
 // ListOffset finds the page's first key with an index-only subquery (the
@@ -168,10 +184,12 @@ func (t *tx) ListOffset(table, prefix string, offset, limit int) ([]store.KV, er
 }
 
 func (t *tx) Count(table, prefix string) (int, error) {
+	c, cancel := t.op()
+	defer cancel()
 	where, args := keyRange(table, prefix, "")
 	var n int
-	err := t.ptx.QueryRow(t.ctx, "SELECT count(*) FROM kh_records WHERE "+where, args...).Scan(&n)
-	return n, t.note(err)
+	err := t.ptx.QueryRow(c, "SELECT count(*) FROM kh_records WHERE "+where, args...).Scan(&n)
+	return n, t.note(c, err)
 }
 
 // CheckFence reads the lease in the caller's transaction. In a read-write
@@ -185,12 +203,14 @@ func (t *tx) CheckFence(name string, token uint64) error {
 	}
 	var cur int64
 	var live bool
-	err := t.ptx.QueryRow(t.ctx, q, name).Scan(&cur, &live)
+	c, cancel := t.op()
+	defer cancel()
+	err := t.ptx.QueryRow(c, q, name).Scan(&cur, &live)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrFenced
 	}
 	if err != nil {
-		return t.note(err)
+		return t.note(c, err)
 	}
 	if !live || uint64(cur) != token {
 		return store.ErrFenced
@@ -208,18 +228,20 @@ var _ store.TableLister = (*tx)(nil)
 
 // Tables lists the tables holding at least one record.
 func (t *tx) Tables() ([]string, error) {
-	rows, err := t.ptx.Query(t.ctx, "SELECT DISTINCT tbl FROM kh_records ORDER BY tbl")
+	c, cancel := t.op()
+	defer cancel()
+	rows, err := t.ptx.Query(c, "SELECT DISTINCT tbl FROM kh_records ORDER BY tbl")
 	if err != nil {
-		return nil, t.note(err)
+		return nil, t.note(c, err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
-			return nil, t.note(err)
+			return nil, t.note(c, err)
 		}
 		out = append(out, string(b))
 	}
-	return out, t.note(rows.Err())
+	return out, t.note(c, rows.Err())
 }
