@@ -243,10 +243,10 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn) error {
 			return err
 		}
 		pc, cancel := s.opCtx(ctx)
-		err = conn.Ping(pc)
+		err = s.opErr(pc, conn.Ping(pc))
 		cancel()
 		if err != nil {
-			return s.opErr(pc, err)
+			return err
 		}
 	}
 }

@@ -22,7 +22,7 @@ const OpTimeoutParam = "keyhold_op_timeout"
 
 // errNoAnswer is the cause of an operation's context when its own bound
 // fired, told apart from the caller's cancellation or deadline.
-var errNoAnswer = errors.New("postgres: no answer from the database in time")
+var errNoAnswer = errors.New("postgres: no answer from the database")
 
 // splitOpTimeout removes OpTimeoutParam from a postgres:// URL and returns
 // its value (0 when absent). Only the query string is touched, textually,
@@ -98,7 +98,22 @@ func (s *Store) opErr(c context.Context, err error) error {
 	if errors.Is(context.Cause(c), errNoAnswer) {
 		return errUnavailable(fmt.Errorf("%w within %s (%s)", errNoAnswer, s.opTimeout, OpTimeoutParam))
 	}
+	if c.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		// A deadline inside pgx, not the caller's: the connect timeout of a
+		// dial that began with another call.
+		return errUnavailable(fmt.Errorf("postgres: %w", err))
+	}
 	return wrap(err)
+}
+
+// begin is BEGIN as one bounded round trip.
+func (s *Store) begin(ctx context.Context, b interface {
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+}, opts pgx.TxOptions) (pgx.Tx, error) {
+	c, cancel := s.opCtx(ctx)
+	defer cancel()
+	ptx, err := b.BeginTx(c, opts)
+	return ptx, s.opErr(c, err)
 }
 
 // rollback ends ptx when the transaction did not commit.

@@ -135,11 +135,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	// after it are not (DDL on a large table, or waiting for another
 	// replica's, may take long), and a start that hangs there is seen.
 	c, cancel := s.opCtx(ctx)
-	err = pool.QueryRow(c, "SELECT current_schema()").Scan(&s.schema)
+	err = s.opErr(c, pool.QueryRow(c, "SELECT current_schema()").Scan(&s.schema))
 	cancel()
 	if err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: connect: %w", s.opErr(c, err))
+		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	if s.schema == "" {
 		pool.Close()
@@ -187,6 +187,9 @@ func (s *Store) closed() bool {
 // Pool exposes the connection pool (for tests and tools such as backup).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
+// OpTimeout is the bound of each round trip to the database.
+func (s *Store) OpTimeout() time.Duration { return s.opTimeout }
+
 // Schema is the schema the deployment's tables live in.
 func (s *Store) Schema() string { return s.schema }
 
@@ -206,11 +209,9 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	c, cancel := s.opCtx(ctx)
-	ptx, err := s.pool.BeginTx(c, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	cancel()
+	ptx, err := s.begin(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return s.opErr(c, err)
+		return err
 	}
 	defer s.rollback(ctx, ptx)
 	t := &tx{s: s, ctx: ctx, ptx: ptx, readOnly: true}
@@ -281,11 +282,9 @@ func (s *Store) updateOnce(ctx context.Context, fn func(store.Tx) error, seriali
 			}
 		}()
 	}
-	c, cancel := s.opCtx(ctx)
-	ptx, err := conn.BeginTx(c, pgx.TxOptions{IsoLevel: pgx.Serializable})
-	cancel()
+	ptx, err := s.begin(ctx, conn, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
-		return s.opErr(c, err)
+		return err
 	}
 	defer s.rollback(ctx, ptx)
 	t := &tx{s: s, ctx: ctx, ptx: ptx}
