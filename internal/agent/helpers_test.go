@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/keyhold/keyhold/internal/agent"
 	"github.com/keyhold/keyhold/internal/fleet"
 	"github.com/keyhold/keyhold/internal/server"
+	"github.com/keyhold/keyhold/internal/testutil/logbuf"
 	"github.com/keyhold/keyhold/internal/testutil/sshdtest"
 )
 
@@ -55,22 +54,8 @@ type env struct {
 	logs  *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a component's log for the test to read.
+type syncBuffer = logbuf.Buffer
 
 func newEnv(t *testing.T, opts sshdtest.Options) *env {
 	t.Helper()

@@ -27,6 +27,7 @@ import (
 	"github.com/keyhold/keyhold/internal/migrate"
 	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/store/postgres/pgtest"
+	"github.com/keyhold/keyhold/internal/testutil/poll"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -111,19 +112,6 @@ func describeDeployment(t *testing.T, ts *testServer) deployment {
 		t.Fatalf("DescribeDeployment: %v", err)
 	}
 	return d
-}
-
-// waitFor polls cond generously: a 2-core CI machine is slow, and speed is
-// measured by the benchmark, not asserted here.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func writeKeyFile(t *testing.T) string {
@@ -244,14 +232,14 @@ func TestThreeReplicas(t *testing.T) {
 
 	t.Run("OneLeaderAndFailover", func(t *testing.T) {
 		var d deployment
-		waitFor(t, "a leader", func() bool {
+		poll.Until(t, "a leader", func() bool {
 			d = describeDeployment(t, r2)
 			return d.Leader != ""
 		})
 		if d.Storage != server.StoragePostgres || d.ServedBy != "r2" {
 			t.Fatalf("DescribeDeployment: %+v", d)
 		}
-		waitFor(t, "three replicas online", func() bool {
+		poll.Until(t, "three replicas online", func() bool {
 			d = describeDeployment(t, r1)
 			online := 0
 			for _, r := range d.Replicas.Replica {
@@ -279,7 +267,7 @@ func TestThreeReplicas(t *testing.T) {
 				rest = append(rest, r)
 			}
 		}
-		waitFor(t, "another replica to take the lease", func() bool { return rest[0].Leading() || rest[1].Leading() })
+		poll.Until(t, "another replica to take the lease", func() bool { return rest[0].Leading() || rest[1].Leading() })
 		// Exactly one: give a second taker every chance to appear.
 		time.Sleep(2 * time.Second)
 		if rest[0].Leading() == rest[1].Leading() {

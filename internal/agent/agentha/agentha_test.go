@@ -6,7 +6,6 @@
 package agentha_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,25 +24,13 @@ import (
 	"github.com/keyhold/keyhold/internal/agent"
 	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/store/postgres/pgtest"
+	"github.com/keyhold/keyhold/internal/testutil/logbuf"
+	"github.com/keyhold/keyhold/internal/testutil/poll"
 	"github.com/keyhold/keyhold/internal/testutil/sshdtest"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a component's log for the test to read.
+type syncBuffer = logbuf.Buffer
 
 type replica struct {
 	*server.Server
@@ -76,17 +62,6 @@ func startReplica(t *testing.T, dsn, id, keyFile string) *replica {
 		}
 	})
 	return r
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func TestAgentFollowsReplicas(t *testing.T) {
@@ -146,7 +121,7 @@ func TestAgentFollowsReplicas(t *testing.T) {
 		}
 	}()
 	hostID := ag.HostID()
-	waitFor(t, "the agent's inventory", func() bool {
+	poll.Until(t, "the agent's inventory", func() bool {
 		h, err := rb.Fleet().Host(context.Background(), rb.Account, hostID)
 		if err != nil {
 			return false
@@ -174,7 +149,7 @@ func TestAgentFollowsReplicas(t *testing.T) {
 		t.Fatalf("RotateSecret: %v", err)
 	}
 	var r *client.Rotation
-	waitFor(t, "the rotation to end", func() bool {
+	poll.Until(t, "the rotation to end", func() bool {
 		out, err := kc.ListRotations(context.Background(), &client.ListRotationsRequest{SecretName: name})
 		if err != nil || len(out.Rotations.Rotation) == 0 {
 			return false

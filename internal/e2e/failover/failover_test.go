@@ -36,6 +36,7 @@ import (
 
 	"github.com/keyhold/keyhold/client"
 	"github.com/keyhold/keyhold/internal/store/postgres/pgtest"
+	"github.com/keyhold/keyhold/internal/testutil/poll"
 	"github.com/keyhold/keyhold/internal/testutil/sshdtest"
 )
 
@@ -73,17 +74,6 @@ type journalEntry struct {
 type ecsValue struct {
 	UserName string
 	Password string
-}
-
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func describe(ctx context.Context, c *client.Client) (deployment, error) {
@@ -224,7 +214,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 		}
 		clients[s.ID] = c
 	}
-	waitFor(t, "three online replicas and a leader", generous, func() bool {
+	poll.Within(t, "three online replicas and a leader", generous, func() bool {
 		d, err := describe(ctx, clients["r3"])
 		online := 0
 		for _, r := range d.Replicas.Replica {
@@ -284,7 +274,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 		}
 	})
 	var hostID string
-	waitFor(t, "the agent to enroll", generous, func() bool {
+	poll.Within(t, "the agent to enroll", generous, func() bool {
 		if agent.Exited() {
 			t.Fatalf("the agent exited: %v\n%s", agent.Err, agent.Log.String())
 		}
@@ -298,7 +288,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 		return hostID != ""
 	})
 	kc := clients["r1"]
-	waitFor(t, "the agent to report the user", generous, func() bool {
+	poll.Within(t, "the agent to report the user", generous, func() bool {
 		h, err := kc.DescribeHost(ctx, hostID)
 		if err != nil {
 			return false
@@ -350,7 +340,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 	waitApplying := func(c *client.Client, what, vid string) client.Rotation {
 		t.Helper()
 		var rot client.Rotation
-		waitFor(t, what, generous, func() bool {
+		poll.Within(t, what, generous, func() bool {
 			out, err := c.ListRotations(ctx, &client.ListRotationsRequest{SecretName: name})
 			if err != nil || len(out.Rotations.Rotation) == 0 {
 				return false
@@ -379,7 +369,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 		var end *client.Rotation
 		// Beyond the engine's 2-minute apply timeout, should the result
 		// be lost and the rotation roll back.
-		waitFor(t, "rotation "+id+" to end", 4*time.Minute, func() bool {
+		poll.Within(t, "rotation "+id+" to end", 4*time.Minute, func() bool {
 			r, err := c.DescribeRotation(ctx, id)
 			if err == nil && terminal[r.State] {
 				end = r
@@ -423,7 +413,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 	lostAt := time.Now()
 	sc := clients[survivors[0].ID]
 	var next deployment
-	waitFor(t, "another replica to take the lease", generous, func() bool {
+	poll.Within(t, "another replica to take the lease", generous, func() bool {
 		next, err = describe(ctx, sc)
 		return err == nil && next.Leader != "" && next.Leader != leader.ID
 	})
@@ -444,19 +434,19 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 		// Back while the rotation is open: its driver there wakes up too,
 		// and its scheduler and lease loop find another leader.
 		leader.Signal(t, syscall.SIGCONT)
-		waitFor(t, "the deposed leader to see it lost the lease", generous, func() bool {
+		poll.Within(t, "the deposed leader to see it lost the lease", generous, func() bool {
 			return logLines(leader.Log.Since(offsets[leader.ID]), "lost the leader lease") > 0
 		})
 		alive = append(alive, leader)
 		// And the new leader drives it as well before the agent answers:
 		// two live drivers when the result lands.
-		waitFor(t, "the new leader to resume the rotation", generous, func() bool {
+		poll.Within(t, "the new leader to resume the rotation", generous, func() bool {
 			return logLines(newLeader.Log.Since(offsets[newLeader.ID]), "resuming an open rotation", "rotation="+rot.RotationId) > 0
 		})
 	}
 	var pending ecsValue // the value a rolled-back rotation was to set
 	if rollBack {
-		waitFor(t, "the new leader to give up on the apply", generous, func() bool {
+		poll.Within(t, "the new leader to give up on the apply", generous, func() bool {
 			r, err := sc.DescribeRotation(ctx, rot.RotationId)
 			if err == nil && r.State != "applying" && r.State != "rolling-back" {
 				t.Fatalf("the rotation went %s with the agent stopped", r.State)
@@ -582,7 +572,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 			t.Fatalf("RotateSecret on %s: %v", follower.ID, err)
 		}
 		rot2 := waitApplying(sc, "the API rotation to send apply", "manual-1")
-		waitFor(t, "the leader to resume the follower's rotation", generous, func() bool {
+		poll.Within(t, "the leader to resume the follower's rotation", generous, func() bool {
 			return logLines(newLeader.Log.String(), "resuming an open rotation", "rotation="+rot2.RotationId) == 1
 		})
 		agent.Signal(t, syscall.SIGCONT)
@@ -617,7 +607,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 	// One end of each in the audit trail, with its state.
 	for _, r := range ended {
 		var ends []auditRecord
-		waitFor(t, "the end of "+r.RotationId+" in the audit trail", generous, func() bool {
+		poll.Within(t, "the end of "+r.RotationId+" in the audit trail", generous, func() bool {
 			ends = nil
 			for _, e := range auditEnds(t, sc) {
 				if e.Params["RotationId"] == r.RotationId {

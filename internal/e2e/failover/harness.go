@@ -7,7 +7,6 @@ package failover
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyhold/keyhold/internal/testutil/logbuf"
 )
 
 // BuildBinary builds cmd/keyhold once into the test's temporary directory.
@@ -33,37 +34,7 @@ func BuildBinary(t testing.TB) string {
 }
 
 // LogBuffer collects a process's output; safe for concurrent use.
-type LogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *LogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String is everything written so far.
-func (l *LogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// Len is how much was written so far (an offset for Since).
-func (l *LogBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
-
-// Since is what was written after offset off.
-func (l *LogBuffer) Since(off int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b.Bytes()[off:])
-}
+type LogBuffer = logbuf.Buffer
 
 // Proc is a child process in its own process group, killed (the whole
 // group, by its id) when the test ends, whatever happens.

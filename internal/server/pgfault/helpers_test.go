@@ -19,6 +19,7 @@ import (
 	"github.com/keyhold/keyhold/client"
 	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/testutil/logbuf"
+	"github.com/keyhold/keyhold/internal/testutil/poll"
 )
 
 // replica is one Keyhold server on PostgreSQL, with the root access key
@@ -165,19 +166,6 @@ func must[T any](v T, err error) func(*testing.T) T {
 	}
 }
 
-// waitFor polls cond generously: a 2-core CI machine is slow, and speed
-// is not what these tests assert.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 type auditRecord = client.AuditEvent
 
 // auditEvents lists the whole trail.
@@ -211,4 +199,10 @@ func readyz(t *testing.T, r *replica) int {
 	}
 	res.Body.Close()
 	return res.StatusCode
+}
+
+// waitFor waits generously (see poll.Until).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	poll.Until(t, what, cond)
 }

@@ -3,14 +3,14 @@
 package logbuf
 
 import (
-	"strings"
+	"bytes"
 	"sync"
 )
 
-// Buffer is a strings.Builder safe for concurrent Write and String.
+// Buffer collects output; safe for concurrent Write and reads.
 type Buffer struct {
 	mu sync.Mutex
-	b  strings.Builder
+	b  bytes.Buffer
 }
 
 func (s *Buffer) Write(p []byte) (int, error) {
@@ -19,8 +19,23 @@ func (s *Buffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+// String is everything written so far.
 func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Len is how much was written so far (an offset for Since).
+func (s *Buffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
+
+// Since is what was written after offset off.
+func (s *Buffer) Since(off int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b.Bytes()[off:])
 }
