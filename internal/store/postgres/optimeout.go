@@ -100,8 +100,9 @@ func (s *Store) opErr(c context.Context, err error) error {
 	}
 	if c.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 		// A deadline inside pgx, not the caller's: the connect timeout of a
-		// dial that began with another call.
-		return errUnavailable(fmt.Errorf("postgres: %w", err))
+		// dial that began with another call. Not wrapped with %w, so that
+		// no caller takes it for its own deadline.
+		return errUnavailable(fmt.Errorf("postgres: %v", err))
 	}
 	return wrap(err)
 }
