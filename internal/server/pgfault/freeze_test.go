@@ -2,14 +2,18 @@ package pgfault_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	kms "github.com/alibabacloud-go/kms-20160120/v3/client"
 	"github.com/alibabacloud-go/tea/tea"
 
 	"github.com/keyhold/keyhold/client"
+	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/store"
 	"github.com/keyhold/keyhold/internal/store/postgres/pgtest"
 )
@@ -148,5 +152,26 @@ func wantVersions(t *testing.T, kc *kms.Client, name, id string) {
 	if vs := ids.Body.VersionIds.VersionId; len(vs) != 1 || tea.StringValue(vs[0].VersionId) != id ||
 		!reflect.DeepEqual(tea.StringSliceValue(vs[0].VersionStages.VersionStage), []string{"ACSCurrent"}) {
 		t.Fatalf("versions of %s: %s, want only %s as ACSCurrent", name, tea.Prettify(vs), id)
+	}
+}
+
+// TestBadOpTimeoutRefused: a replica does not start on a storage URL whose
+// keyhold_op_timeout is not a positive duration, and says which parameter
+// is wrong without echoing the URL's password. Nothing listens on the
+// URL's port: the refusal comes before any connection.
+func TestBadOpTimeoutRefused(t *testing.T) {
+	for _, v := range []string{"5", "0s", "-3s", "fast"} {
+		srv, err := server.Start(context.Background(), server.Config{
+			DataDir: t.TempDir(), Listen: "127.0.0.1:0", TLSListen: "127.0.0.1:0",
+			Storage: "postgres://keyhold:pw-not-shown@127.0.0.1:1/keyhold?sslmode=disable&keyhold_op_timeout=" + v,
+			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err == nil {
+			srv.Close()
+			t.Fatalf("keyhold_op_timeout=%s: the replica started", v)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "keyhold_op_timeout") || strings.Contains(msg, "pw-not-shown") {
+			t.Errorf("keyhold_op_timeout=%s: %q, want the parameter named and no password", v, msg)
+		}
 	}
 }
