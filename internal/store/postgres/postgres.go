@@ -12,7 +12,10 @@
 //     so replicas with skewed clocks agree;
 //   - Notify is pg_notify inside the transaction (PostgreSQL delivers it on
 //     commit only), Subscribe listens on one dedicated connection;
-//   - Lock is a session advisory lock held on a dedicated connection.
+//   - Lock is a session advisory lock held on a dedicated connection;
+//   - every round trip (acquire, BEGIN, statement, COMMIT, lock wait) has
+//     its own deadline, keyhold_op_timeout in the URL (optimeout.go), so a
+//     database that stops answering fails calls as unavailable.
 //
 // A deployment lives in one schema (the connection's search_path), so tests
 // and several deployments can share a server; channel names and advisory
@@ -72,12 +75,6 @@ type options struct {
 // WithLogger sets where connection trouble of the listener is reported.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithOpTimeout sets the bound of each round trip to the database
-// (default DefaultOpTimeout); the storage URL's keyhold_op_timeout wins.
-func WithOpTimeout(d time.Duration) Option {
-	return func(o *options) { o.opTimeout = d }
-}
-
 // WithNoncePurge sets how often expired nonces are deleted (default 10s).
 func WithNoncePurge(every time.Duration) Option {
 	return func(o *options) { o.purgeInterval = every }
@@ -99,9 +96,6 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	}
 	if d > 0 {
 		o.opTimeout = d
-	}
-	if o.opTimeout <= 0 {
-		return nil, errors.New("postgres: the operation timeout must be positive")
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
