@@ -415,6 +415,9 @@ func (e *Engine) stepRollback(ctx context.Context, r *Rotation) (time.Duration, 
 		if err := e.discard(ctx, r); err != nil {
 			return 0, err
 		}
+		if err := e.deferSlot(ctx, r); err != nil {
+			return 0, err
+		}
 		_, err := e.transition(ctx, r, func(r *Rotation, now time.Time) {
 			r.step(StepRestore, StepOK, now, "")
 			if r.ApplyFailed {

@@ -281,6 +281,11 @@ func (e *Engine) transition(ctx context.Context, r *Rotation, fn func(r *Rotatio
 
 // finish moves r to a terminal state with the step's error.
 func (e *Engine) finish(ctx context.Context, r *Rotation, state, step, msg string) (*Rotation, error) {
+	if state != StateSucceeded {
+		if err := e.deferSlot(ctx, r); err != nil {
+			return nil, err
+		}
+	}
 	return e.transition(ctx, r, func(r *Rotation, now time.Time) {
 		stepState := StepFailed
 		if msg == "" {
@@ -292,6 +297,14 @@ func (e *Engine) finish(ctx context.Context, r *Rotation, state, step, msg strin
 			r.Error = msg
 		}
 	})
+}
+
+// deferSlot moves the secret's schedule RetryMax on before a rotation ends
+// without success. It runs before the terminal transition closes the open
+// slot, so a scheduler (on any replica) sees either the open rotation or a
+// slot no longer due: never a due slot to start again at once.
+func (e *Engine) deferSlot(ctx context.Context, r *Rotation) error {
+	return e.sec.DeferRotation(ctx, r.Account, r.SecretName, e.now().Add(e.cfg.RetryMax))
 }
 
 // Resume starts a driver for every open rotation that this process does

@@ -444,6 +444,50 @@ func TestScheduled(t *testing.T) {
 	}
 }
 
+// A scheduled rotation that does not succeed moves its slot RetryMax on
+// before it ends, so no scheduler (here or on another replica after a
+// failover) starts the next attempt at once; a success is not deferred.
+func TestFailedScheduledRotationIsDeferred(t *testing.T) {
+	for _, mode := range []string{agentFail, agentSilent} {
+		t.Run(mode, func(t *testing.T) {
+			rg := newRig(t)
+			h := rg.fleet.addHost(host1, "alice", oldPW)
+			h.mode = mode
+			v, _ := json.Marshal(ecsValue{UserName: "alice", Password: oldPW})
+			cfg, _ := json.Marshal(map[string]any{"SecretSubType": "Password", "InstanceId": host1})
+			_, err := rg.sec.CreateSecret(context.Background(), acct, secrets.CreateInput{
+				Name: secret, VersionID: "v1", Data: string(v), Type: secrets.TypeECS, ExtendedConfig: string(cfg),
+				EnableAutomaticRotation: true, RotationInterval: "1h"})
+			must(t, err)
+			skew := 2 * time.Hour // the slot is due
+			rg.eng.cfg.Now = func() time.Time { return time.Now().Add(skew) }
+			t0 := time.Now()
+			rg.eng.Pass(context.Background())
+			id := rg.only(secret).ID
+			if mode == agentSilent {
+				waitState(t, rg, id, StateRollingBack)
+				rg.fleet.setMode(host1, agentOK) // back: the restore is confirmed
+			}
+			r := rg.wait(id, secret, host1)
+			if r.State != StateFailed && r.State != StateRolledBack {
+				t.Fatalf("state %s, want failed or rolled-back", r.State)
+			}
+			sec, err := rg.sec.DescribeSecret(context.Background(), acct, secret)
+			must(t, err)
+			lo, hi := t0.Add(skew+rg.eng.cfg.RetryMax), time.Now().Add(skew+rg.eng.cfg.RetryMax)
+			if next := sec.Rotation.NextRotation; next.Before(lo) || next.After(hi) {
+				t.Fatalf("next rotation %v, want RetryMax after the end, in [%v, %v]", next, lo, hi)
+			}
+			// A fresh engine (another replica) does not start it again now.
+			rg.eng.failedAt = map[string]time.Time{}
+			rg.eng.Pass(context.Background())
+			if rs, _, _ := rg.eng.List(context.Background(), acct, ListFilter{}, 1, 10); len(rs) != 1 {
+				t.Fatalf("%d rotations after the deferred slot, want 1", len(rs))
+			}
+		})
+	}
+}
+
 func TestConfigOverrides(t *testing.T) {
 	c, err := parseConfig(map[string]any{"SecretSubType": "Password", "InstanceId": "i-x", "PasswordLength": 12.0, "ExcludeCharacters": "!@#"})
 	must(t, err)

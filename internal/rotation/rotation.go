@@ -245,6 +245,7 @@ type Secrets interface {
 	AddPendingVersion(ctx context.Context, account, name, versionID string, value []byte) (*secrets.Version, error)
 	PromoteVersion(ctx context.Context, account, name, versionID string) error
 	DiscardPending(ctx context.Context, account, name, versionID string) error
+	DeferRotation(ctx context.Context, account, name string, until time.Time) error
 	ReadVersion(ctx context.Context, account, name, versionID, stage string) ([]byte, *secrets.Version, error)
 	DueForRotation(ctx context.Context, now time.Time) ([]secrets.Due, error)
 	DescribeSecret(ctx context.Context, account, nameOrARN string) (*secrets.Secret, error)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyhold/keyhold/internal/errs"
 	"github.com/keyhold/keyhold/internal/store"
 )
 
@@ -66,6 +67,24 @@ func (s *Service) DiscardPending(ctx context.Context, account, name, versionID s
 		removeStage(v, StagePending)
 		return writeVersions(tx, account, name, vs)
 	})
+	return err
+}
+
+// DeferRotation moves a due automatic rotation to until at the earliest,
+// after a rotation that did not succeed: the slot stays due otherwise, and
+// the scheduler (of this replica or, after a failover, another) would
+// start the next attempt at once, again and again against a failing host.
+// A secret that is gone or not scheduled before until is left alone.
+func (s *Service) DeferRotation(ctx context.Context, account, name string, until time.Time) error {
+	_, err := s.update(ctx, account, name, func(_ store.Tx, sec *Secret) error {
+		if r := &sec.Rotation; r.Enabled && r.NextRotation.Before(until) {
+			r.NextRotation = until
+		}
+		return nil
+	})
+	if errs.Is(err, errs.KindSecretNotFound) || errs.Is(err, errs.KindInDeleteWindow) {
+		return nil // nothing left to schedule
+	}
 	return err
 }
 
