@@ -1,47 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/keyhold/keyhold/internal/server"
 )
 
-// auditServer starts a real server and points the CLI's environment at it.
-func auditServer(t *testing.T) {
-	t.Helper()
-	isolate(t)
-	dir := t.TempDir()
-	srv, err := server.Start(context.Background(), server.Config{
-		DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	raw, err := os.ReadFile(filepath.Join(dir, "root-credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal(raw, &creds); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KEYHOLD_ENDPOINT", srv.HTTPURL)
-	t.Setenv("KEYHOLD_ACCESS_KEY_ID", creds.ID)
-	t.Setenv("KEYHOLD_ACCESS_KEY_SECRET", creds.Secret)
-}
-
 func TestAuditCommandsAgainstARealServer(t *testing.T) {
-	auditServer(t)
+	startRealServer(t)
 	if _, errOut, code := run(t, "MARKER-cli-value", "secret", "create", "cli/one", "--value-file", "-"); code != 0 {
 		t.Fatalf("secret create: %s", errOut)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,9 @@ func startRealServer(t *testing.T) {
 	t.Helper()
 	isolate(t)
 	dir := t.TempDir()
-	srv, err := server.Start(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0"})
+	srv, err := server.Start(context.Background(), server.Config{
+		DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
