@@ -33,6 +33,7 @@ import (
 	"github.com/keyhold/keyhold/internal/keys"
 	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/store/postgres/pgtest"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 )
 
 // backupOut is `keyhold backup --output json`.
@@ -76,15 +77,8 @@ func urlsOf(t *testing.T, rs *runningServer) (httpURL, httpsURL string) {
 
 func rootCreds(t *testing.T, dataDir string) (id, secret string) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dataDir, "root-credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds map[string]string
-	if err := json.Unmarshal(raw, &creds); err != nil {
-		t.Fatal(err)
-	}
-	return creds["access_key_id"], creds["access_key_secret"]
+	c := rootcreds.Read(t, dataDir)
+	return c.ID, c.Secret
 }
 
 func apiClient(t *testing.T, endpoint, caFile, id, secret string) *client.Client {

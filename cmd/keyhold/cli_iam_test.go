@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/keyhold/keyhold/internal/server"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 )
 
 // startRealServer starts a real server and points the CLI's environment at
@@ -25,17 +25,7 @@ func startRealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	raw, err := os.ReadFile(filepath.Join(dir, "root-credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal(raw, &creds); err != nil {
-		t.Fatal(err)
-	}
+	creds := rootcreds.Read(t, dir)
 	t.Setenv("KEYHOLD_ENDPOINT", srv.HTTPURL)
 	t.Setenv("KEYHOLD_ACCESS_KEY_ID", creds.ID)
 	t.Setenv("KEYHOLD_ACCESS_KEY_SECRET", creds.Secret)

@@ -32,6 +32,7 @@ import (
 	"github.com/keyhold/keyhold/internal/bastion"
 	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/testutil/logbuf"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 	"github.com/keyhold/keyhold/internal/testutil/sshdtest"
 )
 
@@ -121,15 +122,7 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(func() { srv.Close() })
 	e.srv = srv
-	raw, err := os.ReadFile(filepath.Join(sdir, "root-credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	json.Unmarshal(raw, &creds)
+	creds := rootcreds.Read(t, sdir)
 	e.root = must(client.New(client.Config{Endpoint: srv.HTTPURL, AccessKeyID: creds.ID, AccessKeySecret: creds.Secret}))
 
 	// Target sshd with two throw-away users.

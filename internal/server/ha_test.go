@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +27,7 @@ import (
 	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/store/postgres/pgtest"
 	"github.com/keyhold/keyhold/internal/testutil/poll"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -62,17 +62,7 @@ func startReplica(t *testing.T, storage, keyFile string, creds *testServer, muta
 		ts.keyID, ts.keySecret = creds.keyID, creds.keySecret
 		return ts, nil
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "root-credentials.json"))
-	if err != nil {
-		t.Fatalf("root credentials: %v", err)
-	}
-	var c struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := rootcreds.Read(t, dir)
 	ts.keyID, ts.keySecret = c.ID, c.Secret
 	return ts, nil
 }

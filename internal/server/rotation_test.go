@@ -30,6 +30,7 @@ import (
 	"github.com/keyhold/keyhold/internal/agent"
 	"github.com/keyhold/keyhold/internal/rotation"
 	"github.com/keyhold/keyhold/internal/server"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 	"github.com/keyhold/keyhold/internal/testutil/sshdtest"
 )
 
@@ -111,16 +112,9 @@ func newRotEnvTimeout(t *testing.T, opts sshdtest.Options, applyTimeout time.Dur
 			RetryMax: time.Second, ScanInterval: 500 * time.Millisecond},
 	}
 	e.startServer()
-	raw, err := os.ReadFile(filepath.Join(e.cfg.DataDir, "root-credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	json.Unmarshal(raw, &creds)
+	creds := rootcreds.Read(t, e.cfg.DataDir)
 	e.ts.keyID, e.ts.keySecret = creds.ID, creds.Secret
+	var err error
 	e.kc, err = client.New(client.Config{Endpoint: e.ts.HTTPSURL, AccessKeyID: creds.ID, AccessKeySecret: creds.Secret, CACertPEM: e.ts.CACertPEM()})
 	if err != nil {
 		t.Fatal(err)

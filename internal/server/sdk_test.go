@@ -7,7 +7,6 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/testutil/logbuf"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 )
 
 // testServer is a server started on free loopback ports in a temp data dir.
@@ -56,18 +56,7 @@ func startServer(t *testing.T, mutate ...func(*server.Config)) *testServer {
 		t.Fatalf("start server: %v", err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	raw, err := os.ReadFile(filepath.Join(dir, "root-credentials.json"))
-	if err != nil {
-		t.Fatalf("root credentials: %v", err)
-	}
-	var creds struct {
-		ID       string `json:"access_key_id"`
-		Secret   string `json:"access_key_secret"`
-		Endpoint string `json:"endpoint"`
-	}
-	if err := json.Unmarshal(raw, &creds); err != nil {
-		t.Fatal(err)
-	}
+	creds := rootcreds.Read(t, dir)
 	return &testServer{Server: srv, dir: dir, keyID: creds.ID, keySecret: creds.Secret, logs: logs}
 }
 

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,6 +25,7 @@ import (
 	"github.com/keyhold/keyhold/internal/store/postgres/pgtest"
 	"github.com/keyhold/keyhold/internal/testutil/logbuf"
 	"github.com/keyhold/keyhold/internal/testutil/poll"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 	"github.com/keyhold/keyhold/internal/testutil/sshdtest"
 )
 
@@ -69,17 +69,7 @@ func TestAgentFollowsReplicas(t *testing.T) {
 	dsn := pg.DSN(t)
 	ra := startReplica(t, dsn, "a", "")
 	rb := startReplica(t, dsn, "b", filepath.Join(ra.dir, "root.key"))
-	raw, err := os.ReadFile(filepath.Join(ra.dir, "root-credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal(raw, &creds); err != nil {
-		t.Fatal(err)
-	}
+	creds := rootcreds.Read(t, ra.dir)
 	// Clients of replica b only: it is the one that survives.
 	sdk, err := kms.NewClient(&openapi.Config{
 		AccessKeyId: tea.String(creds.ID), AccessKeySecret: tea.String(creds.Secret),

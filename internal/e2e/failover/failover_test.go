@@ -37,6 +37,7 @@ import (
 	"github.com/keyhold/keyhold/client"
 	"github.com/keyhold/keyhold/internal/store/postgres/pgtest"
 	"github.com/keyhold/keyhold/internal/testutil/poll"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 	"github.com/keyhold/keyhold/internal/testutil/sshdtest"
 )
 
@@ -191,17 +192,7 @@ func scenario(t *testing.T, bin string, pg *pgtest.Server, m mode) {
 	}
 
 	credsPath := filepath.Join(order[0].DataDir, "root-credentials.json")
-	raw, err := os.ReadFile(credsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal(raw, &creds); err != nil {
-		t.Fatal(err)
-	}
+	creds := rootcreds.Read(t, order[0].DataDir)
 	caPEM, err := os.ReadFile(filepath.Join(order[0].DataDir, "ca.pem"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,12 +2,9 @@ package pgfault_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,6 +14,7 @@ import (
 
 	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/store/postgres/pgtest"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 )
 
 // BenchmarkFrozenCall measures how long a call takes to fail while the
@@ -83,17 +81,7 @@ func benchReplica(b *testing.B, dsn string) *kms.Client {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { srv.Close() })
-	raw, err := os.ReadFile(filepath.Join(dir, "root-credentials.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var c struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		b.Fatal(err)
-	}
+	c := rootcreds.Read(b, dir)
 	kc, err := kms.NewClient(&openapi.Config{
 		AccessKeyId: tea.String(c.ID), AccessKeySecret: tea.String(c.Secret),
 		Endpoint: tea.String(strings.TrimPrefix(srv.HTTPURL, "http://")), Protocol: tea.String("http"),

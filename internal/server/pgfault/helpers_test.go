@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/keyhold/keyhold/internal/server"
 	"github.com/keyhold/keyhold/internal/testutil/logbuf"
 	"github.com/keyhold/keyhold/internal/testutil/poll"
+	"github.com/keyhold/keyhold/internal/testutil/rootcreds"
 )
 
 // replica is one Keyhold server on PostgreSQL, with the root access key
@@ -58,17 +58,7 @@ func startReplica(t *testing.T, dsn string) *replica {
 			t.Logf("server log:\n%s", logs)
 		}
 	})
-	raw, err := os.ReadFile(filepath.Join(dir, "root-credentials.json"))
-	if err != nil {
-		t.Fatalf("root credentials: %v", err)
-	}
-	var c struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := rootcreds.Read(t, dir)
 	return &replica{Server: srv, keyID: c.ID, keySecret: c.Secret, logs: logs}
 }
 
